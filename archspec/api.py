@@ -1,0 +1,50 @@
+"""The Python API: load, build, summarize. Other tools call these names."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from os import PathLike
+
+from .build import CompiledNetwork, build_module
+from .check import check_expectations
+from .expand import expand
+from .infer import InferredGraph, infer
+from .spec import Spec, load as _load
+from .summary import Summary, summarize_graph
+from .verify import verify as _verify
+
+
+def load(path: str | PathLike, input_shape=None, **overrides) -> Spec:
+    """Read, validate and settle a spec; keywords override its file-level `args`."""
+    return _load(path, input_shape=input_shape, **overrides)
+
+
+def _spec(path_or_spec, input_shape, overrides) -> Spec:
+    if isinstance(path_or_spec, Spec):
+        if overrides or input_shape is not None:
+            return path_or_spec.with_overrides(input_shape=input_shape, **overrides)
+        return path_or_spec
+    return load(path_or_spec, input_shape=input_shape, **overrides)
+
+
+def compile_spec(path_or_spec, input_shape=None, check: bool = True, **overrides) -> tuple[Spec, InferredGraph]:
+    """Expand and infer a spec, and check its `expect:` figures; allocates nothing."""
+    spec = _spec(path_or_spec, input_shape, overrides)
+    inferred = infer(expand(spec))
+    if check:
+        check_expectations(spec, inferred)
+    return spec, inferred
+
+
+def build(path_or_spec, *, device=None, dtype=None, verify: bool = False, input_shape=None,
+          **overrides) -> CompiledNetwork:
+    """Compile a spec into a torch.nn.Module (on `device`/`dtype` directly, "meta" included)."""
+    spec, inferred = compile_spec(path_or_spec, input_shape, **overrides)
+    if verify:
+        _verify(inferred, spec.name)
+    return build_module(inferred, spec.name, device=device, dtype=dtype)
+
+
+def summarize(path_or_spec, *, batch: int = 1, input_shape=None, **overrides) -> Summary:
+    """Shapes, parameters and MACs of every node, worked out without building anything."""
+    spec, inferred = compile_spec(path_or_spec, input_shape, **overrides)
+    return summarize_graph(inferred, spec.name, batch)

@@ -1,0 +1,326 @@
+"""Expansion: a spec document becomes a flat graph of primitive ops.
+
+Blocks are instantiated with their arguments, `repeat:` is unrolled, `when:`
+conditions are applied and every expression is evaluated, so what comes out
+holds only ops, literal arguments and qualified names.
+
+Naming follows the document: a node's mapping key (or list index) is one segment
+of its qualified name; blocks, `seq:` and repeats open a namespace; the branches
+of `concat:` and `add:` do not, so a branch's nodes are named as siblings of the
+join (that is how torchvision names Inception's `branch5x5_1`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from .diagnostics import Diagnostic, Position, SpecError, did_you_mean, error
+from .expressions import ExpressionError, is_expression, resolve
+from .graph import INPUT, Graph, Node, Output, finish_graph
+from .ops import REGISTRY, OpError
+from .schema import COMMON_NODE_KEYS, NODE_KINDS
+from .spec import Spec
+from .yaml_source import SourceList, SourceMap, make_map, position_of
+
+MAX_NODES = 250_000
+MAX_DEPTH = 64
+_RESERVED = set(COMMON_NODE_KEYS) | set(NODE_KINDS)
+_SELF_INPUT = "in"  # in `from:`, the input of the enclosing block or seq
+
+
+@dataclass
+class _Scope:
+    prefix: str                     # "layer1.0." (empty at the top)
+    env: dict                       # names visible to expressions
+    input: str                      # node feeding this scope
+    trace: tuple                    # instantiation chain, innermost first
+    blocks_open: tuple              # block names being instantiated (recursion guard)
+    depth: int
+    names: dict = field(default_factory=dict)     # local name -> output node
+    children: dict = field(default_factory=dict)  # local name -> _Scope (blocks, seqs, repeats)
+    switched_off: dict = field(default_factory=dict)  # local name -> position of its `when:`
+
+
+def expand(spec: Spec) -> Graph:
+    return _Expander(spec).run()
+
+
+class _Expander:
+    def __init__(self, spec: Spec):
+        self.spec = spec
+        self.doc = spec.document
+        self.blocks = self.doc.get("blocks") or {}
+        self.nodes: dict[str, dict] = {}  # qualified name -> mutable node record
+        # `from:` references wait until every name is known: (node, input index, _Ref)
+        self.pending: list = []
+
+    def run(self) -> Graph:
+        root = _Scope("", dict(self.spec.args), INPUT, (), (), 0)
+        last = self.body(self.doc["graph"], root, INPUT)
+        self.resolve_pending()
+        outputs = self.outputs(root, self.settle(last))
+        nodes = {name: Node(name, r["op"], MappingProxyType(r["args"]), tuple(r["inputs"]),
+                            r["pos"], r["trace"]) for name, r in self.nodes.items()}
+        return finish_graph(self.spec.input_shape, nodes, outputs)
+
+    # -- evaluation helpers ---------------------------------------------------
+    def value(self, raw, env, pos, what):
+        try:
+            if isinstance(raw, list):
+                return [self.value(v, env, position_of(raw, i) or pos, what) for i, v in enumerate(raw)]
+            if isinstance(raw, dict):
+                return {k: self.value(v, env, position_of(raw, k), what) for k, v in raw.items()}
+            return resolve(raw, env)
+        except ExpressionError as exc:
+            raise error(exc.code, f"{what}: {exc.message}", pos, exc.hint) from None
+
+    def fail(self, code, message, pos, scope, hint=None):
+        raise SpecError(Diagnostic(code, message, pos, hint, scope.trace))
+
+    # -- bodies and nodes -----------------------------------------------------
+    def body(self, body, scope: _Scope, current: str) -> str:
+        if isinstance(body, dict):
+            items = list(body.items())
+        else:
+            items = [(None, item) for item in body]
+        for index, (key, node) in enumerate(items):
+            pos = position_of(body, key if key is not None else index)
+            name = key
+            if name is None:
+                name = node.get("name", str(index)) if isinstance(node, dict) else str(index)
+                name = self.value(name, scope.env, pos, "name")
+            current = self.node(str(name), node, scope, current, pos)
+        return current
+
+    def node(self, name: str, node, scope: _Scope, current: str, pos: Position) -> str:
+        if isinstance(node, list):  # a list value is shorthand for `seq:`
+            node = make_map({"seq": node}, getattr(node, "pos", pos))
+        pos = getattr(node, "pos", pos)
+        if name in scope.names or name in scope.children:
+            self.fail("E0306", f"duplicate name `{scope.prefix}{name}`", pos, scope,
+                      "every node in one namespace needs its own name")
+        if "when" in node and not self.value(node["when"], scope.env, node.where("when"), "when"):
+            scope.switched_off[name] = node.where("when")
+            return current
+        if "repeat" in node:
+            return self.repeat(name, node, scope, current, pos)
+        source = self.inputs_of(node, scope, current)
+        if "op" in node:
+            out = self.op(name, node, scope, source, pos)
+        elif "block" in node:
+            out = self.block(name, node, scope, source, pos)
+        elif "seq" in node:
+            child = self.child_scope(scope, name, source[0], scope.env, (f"seq `{scope.prefix}{name}`", pos))
+            out = self.body(node["seq"], child, source[0])
+        else:
+            out = self.join(name, node, scope, source, pos)
+        scope.names[name] = out
+        return out
+
+    def inputs_of(self, node, scope, current) -> list:
+        """Input references of a node: resolved later, so `from:` may name later nodes."""
+        if "from" not in node:
+            return [current]
+        raw = node["from"]
+        refs = raw if isinstance(raw, list) else [raw]
+        where = node.where("from")
+        return [_Ref(self.value(r, scope.env, where, "from"), where, scope) for r in refs]
+
+    def child_scope(self, scope, name, source, env, frame) -> _Scope:
+        if scope.depth + 1 > MAX_DEPTH:
+            self.fail("E0311", f"nesting deeper than {MAX_DEPTH} levels at `{scope.prefix}{name}`",
+                      frame[1], scope)
+        child = _Scope(f"{scope.prefix}{name}.", env, source, (frame,) + scope.trace,
+                       scope.blocks_open, scope.depth + 1)
+        scope.children[name] = child
+        return child
+
+    def repeat(self, name, node, scope, current, pos) -> str:
+        count = self.value(node["repeat"], scope.env, node.where("repeat"), "repeat")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            self.fail("E0408", f"`repeat` must be a non-negative integer, got {count!r}",
+                      node.where("repeat"), scope)
+        if count > MAX_NODES:
+            self.fail("E0310", f"`repeat: {count}` would exceed {MAX_NODES:,} nodes", node.where("repeat"), scope)
+        raw_at = node.get("at") or {}
+        overrides = {}  # repeat index -> argument overrides; negative keys count from the end
+        for key, extra in raw_at.items():
+            if not -count <= int(key) < count:
+                self.fail("E0408", f"`at: {key}` is outside repeat 0..{count - 1}", raw_at.where(key), scope)
+            overrides[int(key) % count] = extra
+        out = self.inputs_of(node, scope, current)[0]
+        group = self.child_scope(scope, name, out, scope.env, (f"repeat `{scope.prefix}{name}`", pos))
+        for i in range(count):
+            item = make_map({k: v for k, v in node.items() if k not in ("repeat", "at", "from")}, node.pos)
+            item.key_pos.update(node.key_pos)
+            item.value_pos.update(node.value_pos)
+            if i in overrides:
+                item.update(overrides[i])
+                item.key_pos.update(overrides[i].key_pos)
+                item.value_pos.update(overrides[i].value_pos)
+            local = _Scope(group.prefix, {**scope.env, "i": i}, group.input, group.trace,
+                           group.blocks_open, group.depth, group.names, group.children,
+                           group.switched_off)
+            out = self.node(str(i), item, local, out, pos)
+        scope.names[name] = out
+        return out
+
+    def op(self, name, node, scope, source, pos) -> str:
+        op = REGISTRY.get(node["op"])
+        if op is None:  # the schema stops this for files; kept for documents built in code
+            self.fail("E0301", f"unknown op `{node['op']}`", node.where("op"), scope,
+                      did_you_mean(node["op"], REGISTRY))
+        given = {}
+        for key, raw in node.items():
+            if key in _RESERVED:
+                continue
+            if key not in op.args:
+                self.fail("E0303", f"op `{op.name}` has no argument `{key}`", node.key_pos.get(key, pos),
+                          scope, did_you_mean(key, op.args) or f"it takes: {', '.join(op.args) or 'none'}")
+            given[key] = self.value(raw, scope.env, node.where(key), f"`{key}`")
+        try:
+            args = op.normalise(given)
+        except OpError as exc:
+            where = node.where(_arg_named(exc.message, given)) if _arg_named(exc.message, given) else pos
+            self.fail(exc.code, f"{scope.prefix}{name}: {exc.message}", where, scope, exc.hint)
+        if op.inputs is not None and len(source) != op.inputs:
+            self.fail("E0305", f"op `{op.name}` takes {op.inputs} input(s), `{scope.prefix}{name}` has {len(source)}",
+                      node.where("from") if "from" in node else pos, scope)
+        return self.add_node(scope, name, op.name, args, source, pos)
+
+    def add_node(self, scope, name, op_name, args, source, pos) -> str:
+        qualified = scope.prefix + name
+        if qualified in self.nodes:
+            self.fail("E0306", f"duplicate name `{qualified}`", pos, scope)
+        if len(self.nodes) >= MAX_NODES:
+            self.fail("E0310", f"the expanded graph exceeds {MAX_NODES:,} nodes", pos, scope)
+        record = {"op": op_name, "args": args, "inputs": [], "pos": pos, "trace": scope.trace}
+        self.nodes[qualified] = record
+        for index, src in enumerate(source):
+            if isinstance(src, _Ref):
+                record["inputs"].append(None)
+                self.pending.append((qualified, index, src))
+            else:
+                record["inputs"].append(src)
+        return qualified
+
+    def block(self, name, node, scope, source, pos) -> str:
+        block_name = self.value(node["block"], scope.env, node.where("block"), "block")
+        definition = self.blocks.get(block_name)
+        if definition is None:
+            self.fail("E0302", f"unknown block `{block_name}`", node.where("block"), scope,
+                      did_you_mean(block_name, self.blocks) or
+                      f"blocks in this spec: {', '.join(self.blocks) or 'none'}")
+        if block_name in scope.blocks_open:
+            chain = " -> ".join(scope.blocks_open + (block_name,))
+            self.fail("E0309", f"block `{block_name}` instantiates itself ({chain})", node.where("block"), scope)
+        declared = definition.get("args") or {}
+        env = dict(self.spec.args)
+        for key, default in declared.items():
+            if key not in node:
+                if default is None:
+                    self.fail("E0304", f"block `{block_name}` needs argument `{key}`", pos, scope,
+                              f"declared at {position_of(declared, key)}")
+                env[key] = self.value(default, env, position_of(declared, key), f"default of `{key}`")
+        for key, raw in node.items():
+            if key in _RESERVED:
+                continue
+            if key not in declared:
+                self.fail("E0303", f"block `{block_name}` has no argument `{key}`", node.key_pos.get(key, pos),
+                          scope, did_you_mean(key, declared) or f"it takes: {', '.join(declared) or 'none'}")
+            env[key] = self.value(raw, scope.env, node.where(key), f"`{key}`")
+        frame = (f"block `{block_name}` as `{scope.prefix}{name}`", pos)
+        child = self.child_scope(scope, name, source[0], env, frame)
+        child.blocks_open = scope.blocks_open + (block_name,)
+        out = self.body(definition["body"], child, source[0])
+        if "output" in definition:
+            ref = self.value(definition["output"], env, definition.where("output"), "output")
+            out = self.lookup(child, ref, definition.where("output"))
+        return out
+
+    def join(self, name, node, scope, source, pos) -> str:
+        kind = "concat" if "concat" in node else "add"
+        start = source[0]
+        ends = []
+        for index, branch in enumerate(node[kind]):
+            if not branch:  # an empty branch is the identity: the shortcut of a residual
+                ends.append(start)
+                continue
+            ends.append(self.body(branch, scope, start))
+        args = {k: self.value(v, scope.env, node.where(k), f"`{k}`") for k, v in node.items()
+                if k not in _RESERVED}
+        try:
+            args = REGISTRY[kind].normalise(args)
+        except OpError as exc:
+            self.fail(exc.code, exc.message, pos, scope, exc.hint)
+        return self.add_node(scope, name, kind, args, ends, pos)
+
+    # -- references -----------------------------------------------------------
+    def lookup(self, scope: _Scope, ref: str, pos) -> str:
+        if not isinstance(ref, str):
+            self.fail("E0305", f"`from:` needs a node name, got {ref!r}", pos, scope)
+        if ref == _SELF_INPUT:
+            return scope.input
+        if ref == INPUT:
+            return INPUT
+        head, _, rest = ref.partition(".")
+        if head in scope.names and not rest:
+            return scope.names[head]
+        if head in scope.children and rest:
+            return self.lookup(scope.children[head], rest, pos)
+        if head in scope.switched_off:
+            self.fail("E0305", f"`{ref}` is switched off by its `when:`", pos, scope,
+                      f"its condition is at {scope.switched_off[head]}")
+        if ref in self.nodes:  # a fully qualified name
+            return ref
+        candidates = list(scope.names) + [_SELF_INPUT]
+        self.fail("E0305", f"unknown input `{ref}`", pos, scope,
+                  did_you_mean(ref, candidates) or f"names here: {', '.join(candidates)}")
+
+    def settle(self, target):
+        """A node name for what may still be a reference (to a reference...)."""
+        seen = 0
+        while isinstance(target, _Ref):
+            seen += 1
+            if seen > MAX_NODES:
+                raise error("E0307", f"`from: {target.name}` refers to itself", target.pos)
+            target = self.lookup(target.scope, target.name, target.pos)
+        return target
+
+    def resolve_pending(self) -> None:
+        for qualified, index, ref in self.pending:
+            self.nodes[qualified]["inputs"][index] = self.settle(ref)
+        self.pending.clear()
+
+    def outputs(self, root, last) -> list:
+        declared = self.doc.get("outputs")
+        if not declared:
+            return [Output("output", last, False, self.doc.get("graph").pos if hasattr(self.doc.get("graph"), "pos") else None)]
+        outputs = []
+        for name, raw in declared.items():
+            pos = position_of(declared, name)
+            spec = raw if isinstance(raw, dict) else {"from": raw}
+            env = root.env
+            if "when" in spec and not self.value(spec["when"], env, pos, "when"):
+                continue
+            ref = self.value(spec["from"], env, pos, "from")
+            train_only = bool(self.value(spec.get("train_only", False), env, pos, "train_only"))
+            outputs.append(Output(name, self.settle(self.lookup(root, ref, pos)), train_only, pos))
+        if not any(not o.train_only for o in outputs):
+            raise error("E0314", "every output is train_only: eval mode would compute nothing",
+                        position_of(self.doc, "outputs"))
+        return outputs
+
+
+@dataclass(frozen=True)
+class _Ref:
+    name: str
+    pos: Position
+    scope: _Scope
+
+
+def _arg_named(message: str, given: dict):
+    for key in given:
+        if f"`{key}`" in message:
+            return key
+    return None

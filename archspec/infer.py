@@ -1,0 +1,59 @@
+"""Static inference: every node's output shape, parameter count and MACs, by arithmetic.
+
+Nothing is allocated: the op registry's rules are applied in topological order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from .diagnostics import Diagnostic, SpecError
+from .graph import INPUT, Graph
+from .ops import REGISTRY, OpError
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    shape: tuple   # per sample
+    params: int
+    macs: int      # per sample, torchinfo's definition (see docs/summary.md)
+
+
+@dataclass(frozen=True)
+class InferredGraph:
+    graph: Graph
+    facts: MappingProxyType  # node name -> NodeFacts
+
+    def shape(self, name: str) -> tuple:
+        return self.graph.input_shape if name == INPUT else self.facts[name].shape
+
+    @property
+    def total_params(self) -> int:
+        return sum(f.params for f in self.facts.values())
+
+    def macs(self, training: bool = False) -> int:
+        return sum(self.facts[n].macs for n in self.graph.needed_for(training))
+
+
+def infer(graph: Graph) -> InferredGraph:
+    facts: dict[str, NodeFacts] = {}
+
+    def shape_of(name):
+        return graph.input_shape if name == INPUT else facts[name].shape
+
+    for name, node in graph.nodes.items():
+        op = REGISTRY[node.op]
+        shapes = [shape_of(src) for src in node.inputs]
+        try:
+            out = op.infer(node.args, shapes)
+            params = op.params(node.args, shapes, out)
+            macs = op.macs(node.args, shapes, out, params)
+        except OpError as exc:
+            message = f"{name}: {exc.message}"
+            if len(shapes) > 1 and exc.code in ("E0401", "E0402"):
+                message += ": " + ", ".join(f"{src} is {list(s)}" for src, s in zip(node.inputs, shapes))
+            elif shapes:
+                message += f" (input {list(shapes[0])})" if "input" not in exc.message else ""
+            raise SpecError(Diagnostic(exc.code, message, node.pos, exc.hint, node.trace)) from None
+        facts[name] = NodeFacts(tuple(out), params, macs)
+    return InferredGraph(graph, MappingProxyType(facts))

@@ -1,0 +1,219 @@
+"""Loading a spec: read the file, validate it, resolve `extends:`, settle the arguments.
+
+The result, `Spec`, is immutable input to the graph expander: the merged document
+(positions kept), the file-level argument values after overrides, and the input
+shape.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+import yaml
+
+from .diagnostics import Diagnostic, Position, SpecError, did_you_mean, display_path, error
+from .expressions import ExpressionError, resolve
+from .schema import validate_document
+from .yaml_source import SourceList, SourceMap, load_file, load_text, position_of
+
+MAX_EXTENDS_DEPTH = 16
+# Keys an `extends:` child replaces whole; `args` and `blocks` merge key by key.
+_MERGED_BY_KEY = ("args", "blocks")
+
+
+@dataclass(frozen=True)
+class Spec:
+    path: str
+    name: str
+    document: SourceMap
+    args: MappingProxyType
+    input_shape: tuple
+    parents: tuple = field(default=())
+    input_overridden: bool = False
+
+    def with_overrides(self, input_shape=None, **overrides) -> "Spec":
+        return _settle(self.path, self.document, overrides, input_shape, self.parents)
+
+
+def load(path, input_shape=None, **overrides) -> Spec:
+    """Read and check a spec file; keyword overrides replace its file-level `args`."""
+    shown = display_path(path)
+    document = _load_merged(Path(path), shown, ())
+    return _settle(shown, document, overrides, input_shape, _parents(document))
+
+
+def loads(text: str, name: str = "<string>", input_shape=None, **overrides) -> Spec:
+    """Like `load`, for spec text held in memory (`extends:` resolves from the cwd)."""
+    document = load_text(text, name)
+    validate_document(document)
+    document = _apply_extends(document, Path.cwd() / "x", ())
+    return _settle(name, document, overrides, input_shape, _parents(document))
+
+
+def _parents(document) -> tuple:
+    return tuple(getattr(document, "parents", ()))
+
+
+def _load_merged(path: Path, shown: str, chain: tuple) -> SourceMap:
+    document = load_file(str(path), shown)
+    validate_document(document)
+    return _apply_extends(document, path, chain + (str(path.resolve()),))
+
+
+def _apply_extends(document: SourceMap, path: Path, chain: tuple) -> SourceMap:
+    parent_ref = document.get("extends")
+    if parent_ref is None:
+        document.parents = ()
+        return document
+    pos = document.where("extends")
+    parent_path = (path.parent / parent_ref)
+    resolved = str(parent_path.resolve())
+    if resolved in chain:
+        raise error("E0313", f"`extends: {parent_ref}` leads back to a file already being extended",
+                    pos, "extends chain: " + " -> ".join(display_path(c) for c in chain + (resolved,)))
+    if len(chain) >= MAX_EXTENDS_DEPTH:
+        raise error("E0313", f"`extends:` nests deeper than {MAX_EXTENDS_DEPTH} files", pos)
+    if not parent_path.is_file():
+        raise error("E0312", f"`extends:` names a missing file: {parent_ref}", pos,
+                    f"looked for {display_path(parent_path)}")
+    parent = _load_merged(parent_path, display_path(parent_path), chain)
+    merged = _merge(parent, document)
+    merged.parents = (display_path(parent_path),) + parent.parents
+    return merged
+
+
+def _merge(parent: SourceMap, child: SourceMap) -> SourceMap:
+    merged = SourceMap(parent)
+    merged.pos, merged.key_pos, merged.value_pos = child.pos, dict(parent.key_pos), dict(parent.value_pos)
+    for key, value in child.items():
+        if key == "extends":
+            continue
+        if key in _MERGED_BY_KEY and isinstance(parent.get(key), dict):
+            inner = SourceMap(parent[key])
+            inner.pos = value.pos
+            inner.key_pos = {**parent[key].key_pos, **value.key_pos}
+            inner.value_pos = {**parent[key].value_pos, **value.value_pos}
+            inner.update(value)
+            value = inner
+        merged[key] = value
+        merged.key_pos[key], merged.value_pos[key] = child.key_pos[key], child.value_pos[key]
+    return merged
+
+
+def _settle(path: str, document: SourceMap, overrides: dict, input_shape, parents) -> Spec:
+    declared = document.get("args") or SourceMap()
+    unknown = [k for k in overrides if k not in declared]
+    if unknown:
+        names = ", ".join(sorted(declared)) or "none"
+        raise SpecError([Diagnostic("E0601", f"`{k}` is not an argument of {path}",
+                                    hint=did_you_mean(k, declared) or f"its arguments: {names}")
+                         for k in unknown])
+    values: dict = {}
+    problems = []
+    for key, default in declared.items():
+        pos = position_of(declared, key)
+        if key in overrides:
+            value = overrides[key]
+            problem = _type_problem(key, default, value, values)
+            if problem:
+                problems.append(Diagnostic("E0602", problem, hint=f"declared at {pos}"))
+                continue
+        else:
+            value = _resolve_arg(key, default, values, pos)
+        if value is None:
+            problems.append(Diagnostic("E0304", f"argument `{key}` has no default and was not set",
+                                       pos, f"set it: --set {key}=VALUE"))
+        values[key] = value
+    if problems:
+        raise SpecError(problems)
+    shape = _input_shape(document, input_shape, values, path)
+    name = document.get("name") or Path(path).stem
+    return Spec(path, name, document, MappingProxyType(values), shape, tuple(parents),
+                input_overridden=input_shape is not None)
+
+
+def _resolve_arg(key, default, values, pos):
+    try:
+        return _deep_resolve(default, values)
+    except ExpressionError as exc:
+        raise error(exc.code, f"argument `{key}`: {exc.message}", pos, exc.hint) from None
+
+
+def _deep_resolve(value, env):
+    if isinstance(value, list):
+        return [_deep_resolve(v, env) for v in value]
+    return resolve(value, env)
+
+
+def _kind(value) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, (list, tuple)):
+        return "list"
+    if isinstance(value, dict):
+        return "mapping"
+    return "string" if isinstance(value, str) else "null"
+
+
+def _type_problem(key, default, value, earlier) -> str | None:
+    try:
+        reference = _deep_resolve(default, earlier)
+    except ExpressionError:
+        reference = None
+    if reference is None:
+        return None
+    want, got = _kind(reference), _kind(value)
+    if want == got and not (want == "number" and isinstance(reference, int) and not isinstance(value, int)):
+        return None
+    wanted = "an integer" if isinstance(reference, int) and want == "number" else f"a {want}"
+    return f"--set {key}: expected {wanted} like its default {reference!r}, got {value!r}"
+
+
+def parse_shape(text: str) -> tuple:
+    """`3x224x224` (or a list) as a per-sample shape; raises ValueError with a reason."""
+    if isinstance(text, (list, tuple)):
+        parts = list(text)
+    else:
+        parts = str(text).lower().replace(",", "x").split("x")
+    try:
+        dims = tuple(int(p) for p in parts)
+    except (TypeError, ValueError):
+        raise ValueError(f"`{text}` is not a shape like 3x224x224") from None
+    if not dims or any(d < 1 for d in dims):
+        raise ValueError(f"`{text}`: every dimension must be a positive integer")
+    return dims
+
+
+def _input_shape(document, override, values, path) -> tuple:
+    if override is not None:
+        try:
+            return parse_shape(override)
+        except ValueError as exc:
+            raise error("E0603", f"--input {exc}") from None
+    raw = document.get("input")
+    pos = position_of(document, "input")
+    if raw is None:
+        raise error("E0304", "the spec has no `input:` shape", document.pos, "add `input: [3, 224, 224]`")
+    try:
+        value = _deep_resolve(raw, values)
+        return parse_shape(value)
+    except ExpressionError as exc:
+        raise error(exc.code, f"input: {exc.message}", pos, exc.hint) from None
+    except ValueError as exc:
+        raise error("E0408", f"input: {exc}", pos) from None
+
+
+def parse_override(assignment: str) -> tuple[str, object]:
+    """`key=value` from the command line; the value is read as YAML (so 10 is an int)."""
+    key, sep, text = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise error("E0604", f"--set expects key=value, got `{assignment}`")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text
+    return key, value

@@ -1,0 +1,56 @@
+"""Verification: a forward on the meta device must produce every inferred shape.
+
+The meta device computes shapes without data, so this runs the real PyTorch ops of
+the built module at no cost and compares each node's tensor to static inference.
+A disagreement is a bug in archspec's shape rules and is reported naming the node.
+"""
+from __future__ import annotations
+
+import torch
+import torch.fx as fx
+
+from .build import _trace, build_module
+from .diagnostics import Diagnostic, SpecError
+from .infer import InferredGraph
+
+VERIFY_BATCH = 2  # batch norm in training mode needs more than one value per channel
+
+
+def verify(inferred: InferredGraph, name: str = "network") -> None:
+    net = build_module(inferred, name, device="meta")
+    modules = dict(net.named_modules())
+    problems = []
+    for training in (True, False):
+        net.train(training)
+        graph = _trace(inferred, {k: modules[k] for k in modules if k and k in inferred.graph.nodes}, training)
+        seen = {}
+
+        class Recorder(fx.Interpreter):
+            def run_node(self, n):
+                result = super().run_node(n)
+                if n.op in ("call_module", "call_function") and isinstance(result, torch.Tensor):
+                    seen[n] = tuple(result.shape[1:])
+                return result
+
+        gm = fx.GraphModule(net, graph)
+        x = torch.empty((VERIFY_BATCH, *inferred.graph.input_shape), device="meta")
+        Recorder(gm).run(x)
+        by_fx_name = {n: s for n, s in seen.items()}
+        names = _fx_to_spec_names(graph, inferred)
+        for fx_node, shape in by_fx_name.items():
+            spec_name = names.get(fx_node)
+            if spec_name is None:
+                continue
+            expected = inferred.facts[spec_name].shape
+            if shape != expected:
+                problems.append(Diagnostic(
+                    "E0704", f"internal error: `{spec_name}` was inferred as {list(expected)} but "
+                    f"PyTorch computes {list(shape)}", inferred.graph.nodes[spec_name].pos,
+                    "this is a bug in archspec's shape rules; please report it with the spec"))
+    if problems:
+        raise SpecError(problems)
+
+
+def _fx_to_spec_names(graph: fx.Graph, inferred: InferredGraph) -> dict:
+    """fx nodes carry the spec name they were traced from (set in build._trace)."""
+    return {n: n.meta["archspec_node"] for n in graph.nodes if "archspec_node" in n.meta}

@@ -1,0 +1,133 @@
+"""Safe YAML loading that remembers where every value was written.
+
+Only the core YAML types are admitted (maps, lists, strings, numbers, booleans,
+null): a language tag such as `!!python/object` is refused before anything is
+constructed. Mappings and lists come back as `SourceMap` / `SourceList`, plain
+dict/list subclasses that also carry the position of each key and item, so a
+later stage can point at the exact line that wrote a value.
+"""
+from __future__ import annotations
+
+import yaml
+
+from .diagnostics import Position, error
+
+MAX_DOCUMENT_BYTES = 2_000_000
+# Values visited while converting, aliases counted once per use: stops "billion
+# laughs" documents, whose aliases expand to exponentially many values.
+MAX_EXPANDED_VALUES = 200_000
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_CORE_TAGS = {
+    "tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "map", "seq")
+}
+_scalar_builder = yaml.SafeLoader("")
+
+
+class SourceMap(dict):
+    """A YAML mapping; `pos` is where it starts, `key_pos`/`value_pos` per key."""
+
+    pos: Position
+    key_pos: dict
+    value_pos: dict
+
+    def where(self, key) -> Position:
+        return self.value_pos.get(key, self.pos)
+
+
+class SourceList(list):
+    """A YAML sequence; `pos` is where it starts, `item_pos[i]` per item."""
+
+    pos: Position
+    item_pos: list
+
+    def where(self, index) -> Position:
+        return self.item_pos[index] if 0 <= index < len(self.item_pos) else self.pos
+
+
+def position_of(container, key) -> Position | None:
+    """Where `container[key]` was written, if the container came from a file."""
+    if isinstance(container, (SourceMap, SourceList)):
+        return container.where(key)
+    return getattr(container, "pos", None)
+
+
+def make_map(items: dict, pos: Position) -> SourceMap:
+    m = SourceMap(items)
+    m.pos, m.key_pos, m.value_pos = pos, {k: pos for k in items}, {k: pos for k in items}
+    return m
+
+
+def load_text(text: str, file: str):
+    if len(text.encode("utf-8", errors="ignore")) > MAX_DOCUMENT_BYTES:
+        raise error("E0104", f"document is larger than {MAX_DOCUMENT_BYTES:,} bytes",
+                    Position(file, 1, 1), "split it with `extends:` or shorten it")
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        pos = Position(file, mark.line + 1, mark.column + 1) if mark else Position(file, 1, 1)
+        problem = exc.problem or "invalid YAML"
+        if exc.context:
+            problem = f"{problem} ({exc.context})"
+        raise error("E0101", f"YAML syntax: {problem}", pos) from None
+    except yaml.YAMLError as exc:
+        raise error("E0101", f"YAML syntax: {exc}", Position(file, 1, 1)) from None
+    if node is None:
+        raise error("E0101", "the document is empty", Position(file, 1, 1))
+    return _Converter(file).convert(node)
+
+
+def load_file(path: str, shown_as: str | None = None):
+    shown = shown_as or path
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read(MAX_DOCUMENT_BYTES + 1)
+    except FileNotFoundError:
+        raise error("E0106", f"no such file: {shown}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error("E0106", f"cannot read {shown}: {exc}") from None
+    return load_text(text, shown)
+
+
+class _Converter:
+    def __init__(self, file: str):
+        self.file = file
+        self.visited = 0
+
+    def pos(self, node) -> Position:
+        return Position(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def convert(self, node):
+        self.visited += 1
+        if self.visited > MAX_EXPANDED_VALUES:
+            raise error("E0105", f"aliases expand to more than {MAX_EXPANDED_VALUES:,} values",
+                        self.pos(node), "a spec this large is almost surely an alias bomb")
+        if node.tag not in _CORE_TAGS:
+            raise error("E0103", f"tag `{node.tag}` is not allowed; specs hold plain data only",
+                        self.pos(node), "remove the tag; nothing in a spec is ever executed")
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node)
+        if isinstance(node, yaml.SequenceNode):
+            out = SourceList(self.convert(item) for item in node.value)
+            out.pos, out.item_pos = self.pos(node), [self.pos(item) for item in node.value]
+            return out
+        return _scalar_builder.construct_object(node)
+
+    def _mapping(self, node):
+        out = SourceMap()
+        out.pos, out.key_pos, out.value_pos = self.pos(node), {}, {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise error("E0103", "YAML merge keys (`<<`) are not supported",
+                            self.pos(key_node), "use a block with arguments instead")
+            key = self.convert(key_node)
+            if isinstance(key, (list, dict)):
+                raise error("E0201", "mapping keys must be plain scalars", self.pos(key_node))
+            if key in out:
+                raise error("E0102", f"duplicate key `{key}`", self.pos(key_node),
+                            f"first written at line {out.key_pos[key].line}")
+            out.key_pos[key] = self.pos(key_node)
+            out.value_pos[key] = self.pos(value_node)
+            out[key] = self.convert(value_node)
+        return out
