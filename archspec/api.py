@@ -35,10 +35,13 @@ def compile_spec(path_or_spec, input_shape=None, check: bool = True, **overrides
     return spec, inferred
 
 
-def build(path_or_spec, *, device=None, dtype=None, verify: bool = False, input_shape=None,
-          **overrides) -> CompiledNetwork:
-    """Compile a spec into a torch.nn.Module (on `device`/`dtype` directly, "meta" included)."""
-    spec, inferred = compile_spec(path_or_spec, input_shape, **overrides)
+def build(path_or_spec, *, device=None, dtype=None, verify: bool = False, check: bool = True,
+          input_shape=None, **overrides) -> CompiledNetwork:
+    """Compile a spec into a torch.nn.Module (on `device`/`dtype` directly, "meta" included).
+
+    `check=False` skips the spec's `expect:` figures; `verify=True` also runs a
+    meta-device forward and compares every inferred shape."""
+    spec, inferred = compile_spec(path_or_spec, input_shape, check=check, **overrides)
     if verify:
         _verify(inferred, spec.name)
     return build_module(inferred, spec.name, device=device, dtype=dtype)
@@ -46,5 +49,5 @@ def build(path_or_spec, *, device=None, dtype=None, verify: bool = False, input_
 
 def summarize(path_or_spec, *, batch: int = 1, input_shape=None, **overrides) -> Summary:
     """Shapes, parameters and MACs of every node, worked out without building anything."""
-    spec, inferred = compile_spec(path_or_spec, input_shape, **overrides)
+    spec, inferred = compile_spec(path_or_spec, input_shape, check=False, **overrides)
     return summarize_graph(inferred, spec.name, batch)

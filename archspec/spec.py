@@ -31,6 +31,7 @@ class Spec:
     input_shape: tuple
     parents: tuple = field(default=())
     input_overridden: bool = False
+    overrides: tuple = ()  # names of the args set by the caller
 
     def with_overrides(self, input_shape=None, **overrides) -> "Spec":
         return _settle(self.path, self.document, overrides, input_shape, self.parents)
@@ -130,7 +131,7 @@ def _settle(path: str, document: SourceMap, overrides: dict, input_shape, parent
     shape = _input_shape(document, input_shape, values, path)
     name = document.get("name") or Path(path).stem
     return Spec(path, name, document, MappingProxyType(values), shape, tuple(parents),
-                input_overridden=input_shape is not None)
+                input_overridden=input_shape is not None, overrides=tuple(overrides))
 
 
 def _resolve_arg(key, default, values, pos):
