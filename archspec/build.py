@@ -81,13 +81,25 @@ def build_module(inferred: InferredGraph, name: str, device=None, dtype=None) ->
     return net
 
 
+class Namespace(nn.Module):
+    """A level of qualified names (`layer1`, `layer1.0`) holding the modules below it.
+
+    Indexing reads like nn.Sequential: `net.layer1[0].conv1`."""
+
+    def __getitem__(self, key) -> nn.Module:
+        try:
+            return self._modules[str(key)]
+        except KeyError:
+            raise KeyError(f"{key!r} is not in this namespace; it holds {', '.join(self._modules)}") from None
+
+
 def _place(root: nn.Module, path: str, module: nn.Module) -> None:
     *scopes, leaf = path.split(".")
     parent = root
     for part in scopes:
         child = parent._modules.get(part)
         if child is None:
-            child = nn.Module()
+            child = Namespace()
             parent.add_module(part, child)
         parent = child
     parent.add_module(leaf, module)

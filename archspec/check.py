@@ -74,6 +74,8 @@ def _find(inferred: InferredGraph, name: str):
     nodes = inferred.graph.nodes
     if name in nodes:
         return name
+    if name in inferred.graph.aliases:
+        return inferred.graph.aliases[name]
     prefix = name + "."
     inside = [n for n in nodes if n.startswith(prefix)]
     return inside[-1] if inside else None

@@ -61,7 +61,8 @@ class _Expander:
         outputs = self.outputs(root, self.settle(last))
         nodes = {name: Node(name, r["op"], MappingProxyType(r["args"]), tuple(r["inputs"]),
                             r["pos"], r["trace"]) for name, r in self.nodes.items()}
-        return finish_graph(self.spec.input_shape, nodes, outputs)
+        aliases = {k: self.settle(v) for k, v in root.names.items()}
+        return finish_graph(self.spec.input_shape, nodes, outputs, aliases)
 
     # -- evaluation helpers ---------------------------------------------------
     def value(self, raw, env, pos, what):
@@ -89,6 +90,8 @@ class _Expander:
             if name is None:
                 name = node.get("name", str(index)) if isinstance(node, dict) else str(index)
                 name = self.value(name, scope.env, pos, "name")
+                if not isinstance(name, (str, int)) or not str(name).replace("_", "a").isalnum():
+                    self.fail("E0408", f"node name must be letters, digits and _, got {name!r}", pos, scope)
             current = self.node(str(name), node, scope, current, pos)
         return current
 
@@ -96,12 +99,13 @@ class _Expander:
         if isinstance(node, list):  # a list value is shorthand for `seq:`
             node = make_map({"seq": node}, getattr(node, "pos", pos))
         pos = getattr(node, "pos", pos)
+        # A switched-off node takes no name, so alternatives may share one.
+        if "when" in node and not self.value(node["when"], scope.env, node.where("when"), "when"):
+            scope.switched_off.setdefault(name, node.where("when"))
+            return current
         if name in scope.names or name in scope.children:
             self.fail("E0306", f"duplicate name `{scope.prefix}{name}`", pos, scope,
                       "every node in one namespace needs its own name")
-        if "when" in node and not self.value(node["when"], scope.env, node.where("when"), "when"):
-            scope.switched_off[name] = node.where("when")
-            return current
         if "repeat" in node:
             return self.repeat(name, node, scope, current, pos)
         source = self.inputs_of(node, scope, current)
@@ -149,20 +153,33 @@ class _Expander:
                 self.fail("E0408", f"`at: {key}` is outside repeat 0..{count - 1}", raw_at.where(key), scope)
             overrides[int(key) % count] = extra
         out = self.inputs_of(node, scope, current)[0]
-        group = self.child_scope(scope, name, out, scope.env, (f"repeat `{scope.prefix}{name}`", pos))
+        # With `names:` the copies are named by the template and sit beside this node
+        # (timm's `block4` .. `block11`); without it they are `name.0` .. `name.N-1`.
+        flat = "names" in node
+        group = scope if flat else self.child_scope(scope, name, out, scope.env,
+                                                    (f"repeat `{scope.prefix}{name}`", pos))
         for i in range(count):
-            item = make_map({k: v for k, v in node.items() if k not in ("repeat", "at", "from")}, node.pos)
+            item = make_map({k: v for k, v in node.items() if k not in ("repeat", "at", "from", "names")},
+                            node.pos)
             item.key_pos.update(node.key_pos)
             item.value_pos.update(node.value_pos)
             if i in overrides:
                 item.update(overrides[i])
                 item.key_pos.update(overrides[i].key_pos)
                 item.value_pos.update(overrides[i].value_pos)
-            local = _Scope(group.prefix, {**scope.env, "i": i}, group.input, group.trace,
+            env = {**scope.env, "i": i}
+            local = _Scope(group.prefix, env, group.input, group.trace,
                            group.blocks_open, group.depth, group.names, group.children,
                            group.switched_off)
-            out = self.node(str(i), item, local, out, pos)
-        scope.names[name] = out
+            copy_name = str(i)
+            if flat:
+                copy_name = str(self.value(node["names"], env, node.where("names"), "names"))
+                if copy_name == str(self.value(node["names"], {**env, "i": i + 1}, pos, "names")):
+                    self.fail("E0306", f"`names: {node['names']}` gives every copy the same name",
+                              node.where("names"), scope, "use the index, as in `block${i + 4}`")
+            out = self.node(copy_name, item, local, out, pos)
+        if not flat or name not in scope.names:
+            scope.names[name] = out
         return out
 
     def op(self, name, node, scope, source, pos) -> str:

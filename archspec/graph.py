@@ -35,6 +35,8 @@ class Graph:
     nodes: MappingProxyType   # name -> Node, in topological order
     outputs: tuple            # Output, in declared order
     warnings: tuple = ()      # Diagnostics that do not stop a build
+    # Top-level names of blocks, seqs and repeats -> the node that is their output.
+    aliases: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
 
     def consumers(self) -> dict:
         readers = {name: [] for name in (INPUT, *self.nodes)}
@@ -60,7 +62,7 @@ class Graph:
         return tuple(o for o in self.outputs if training or not o.train_only)
 
 
-def finish_graph(input_shape, nodes: dict, outputs: list) -> Graph:
+def finish_graph(input_shape, nodes: dict, outputs: list, aliases: dict | None = None) -> Graph:
     """Order nodes topologically; report cycles as errors and unused nodes as warnings."""
     dag = nx.DiGraph()
     dag.add_node(INPUT)
@@ -81,10 +83,13 @@ def finish_graph(input_shape, nodes: dict, outputs: list) -> Graph:
     for out in outputs:
         used |= nx.ancestors(dag, out.node) | {out.node}
     warnings = tuple(
-        Diagnostic("W0308", f"node `{name}` feeds no output and is never computed", node.pos,
-                   severity="warning")
+        Diagnostic("W0308", f"node `{name}` feeds no output; it is left out", node.pos,
+                   "name it in `outputs:`, or switch it off with `when:`", severity="warning")
         for name, node in ordered.items() if name not in used)
-    return Graph(tuple(input_shape), MappingProxyType(ordered), tuple(outputs), warnings)
+    reachable = {name: node for name, node in ordered.items() if name in used}
+    aliases = {k: v for k, v in (aliases or {}).items() if v in reachable and k not in reachable}
+    return Graph(tuple(input_shape), MappingProxyType(reachable), tuple(outputs), warnings,
+                 MappingProxyType(aliases))
 
 
 def _insertion_key(nodes: dict):

@@ -18,7 +18,7 @@ from .ops.base import EXPRESSION_SCHEMA
 
 SCHEMA_FILE = "spec.schema.json"
 # Keys every node may carry, whatever its kind.
-COMMON_NODE_KEYS = ("name", "from", "when", "repeat", "at", "doc")
+COMMON_NODE_KEYS = ("name", "from", "when", "repeat", "at", "names", "doc")
 NODE_KINDS = ("op", "block", "seq", "concat", "add")
 
 _IDENTIFIER = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"}
@@ -38,7 +38,8 @@ def build_schema() -> dict:
     node_map = {
         "type": "object",
         "properties": {
-            "name": _NODE_NAME,
+            "name": {"anyOf": [_NODE_NAME, EXPRESSION_SCHEMA]},
+            "names": {"type": "string", "description": "name template of repeated copies, e.g. block${i + 4}"},
             "from": {"anyOf": [_REF, {"type": "array", "items": _REF, "minItems": 1}]},
             "when": _BOOL_OR_EXPR,
             "repeat": _INT_OR_EXPR,
