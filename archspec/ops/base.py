@@ -187,5 +187,8 @@ def spatial_out(size: int, kernel: int, stride: int, pad: int, dilation: int = 1
     if ceil_mode and (out - 1) * stride >= size + pad:
         out -= 1  # PyTorch drops a last window that would start in the right padding
     if out < 1:
-        raise OpError("E0403", f"output {axis} would be {out}: ({size} + 2*{pad} - {span}) // {stride} + 1")
+        formula = (f"ceil(({size} + 2*{pad} - {span}) / {stride}) + 1" if ceil_mode
+                   else f"({size} + 2*{pad} - {span}) // {stride} + 1")
+        raise OpError("E0403", f"output {axis} would be {out}: {formula}",
+                      "the input is too small for this many downsampling steps")
     return out
