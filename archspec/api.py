@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from os import PathLike
 
 from .build import CompiledNetwork, build_module
+from .diagnostics import SpecError, error
 from .check import check_expectations
 from .expand import expand
 from .infer import InferredGraph, infer
@@ -26,22 +27,45 @@ def _spec(path_or_spec, input_shape, overrides) -> Spec:
     return load(path_or_spec, input_shape=input_shape, **overrides)
 
 
-def compile_spec(path_or_spec, input_shape=None, check: bool = True, **overrides) -> tuple[Spec, InferredGraph]:
-    """Expand and infer a spec, and check its `expect:` figures; allocates nothing."""
+def compile_spec(path_or_spec, input_shape=None, check: bool = True, max_params: int | None = None,
+                 **overrides) -> tuple[Spec, InferredGraph]:
+    """Expand and infer a spec, and check its `expect:` figures and the `max_params`
+    budget; allocates nothing."""
     spec = _spec(path_or_spec, input_shape, overrides)
-    inferred = infer(expand(spec))
+    try:
+        graph = expand(spec)
+    except SpecError as exc:
+        _add_shape_errors(exc)
+        raise
+    inferred = infer(graph)
+    if max_params is not None and inferred.total_params > max_params:
+        raise error("E0703", f"{spec.name} has {inferred.total_params:,} parameters, over the budget "
+                    f"of {max_params:,}", hint="nothing was allocated; raise --max-params or shrink the spec")
     if check:
         check_expectations(spec, inferred)
     return spec, inferred
 
 
+def _add_shape_errors(exc: SpecError) -> None:
+    """After expansion errors, check the shapes of the nodes they left sound, so one
+    run reports every independent mistake; diagnostics end up in source order."""
+    partial = getattr(exc, "partial_graph", None)
+    if partial is not None:
+        try:
+            infer(partial)
+        except SpecError as more:
+            exc.diagnostics.extend(more.diagnostics)
+    exc.diagnostics.sort(key=lambda d: (d.pos is None, d.pos and (d.pos.file, d.pos.line, d.pos.col)))
+
+
 def build(path_or_spec, *, device=None, dtype=None, verify: bool = False, check: bool = True,
-          input_shape=None, **overrides) -> CompiledNetwork:
+          input_shape=None, max_params: int | None = None, **overrides) -> CompiledNetwork:
     """Compile a spec into a torch.nn.Module (on `device`/`dtype` directly, "meta" included).
 
     `check=False` skips the spec's `expect:` figures; `verify=True` also runs a
     meta-device forward and compares every inferred shape."""
-    spec, inferred = compile_spec(path_or_spec, input_shape, check=check, **overrides)
+    spec, inferred = compile_spec(path_or_spec, input_shape, check=check, max_params=max_params,
+                                  **overrides)
     if verify:
         _verify(inferred, spec.name)
     return build_module(inferred, spec.name, device=device, dtype=dtype)

@@ -32,7 +32,7 @@ def check_expectations(spec: Spec, inferred: InferredGraph) -> None:
         if wanted != actual:
             problems.append(Diagnostic("E0701" if what in ("params", "macs") else "E0702",
                                        f"expected {what} {fmt(wanted)}, the spec gives {fmt(actual)}",
-                                       pos, hint))
+                                       pos, None if problems else hint))
 
     if "params" in expect:
         compare("params", value(expect, "params"), inferred.total_params, position_of(expect, "params"),

@@ -10,9 +10,7 @@ import json
 import os
 import sys
 
-from .diagnostics import EXIT_INVALID, SpecError, display_path, error
-
-EXIT_INTERNAL = 3
+from .diagnostics import EXIT_INTERNAL, EXIT_INVALID, SpecError, display_path, error
 
 _EPILOG = """\
 examples:
@@ -43,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
                               "repeatable")
         cmd.add_argument("--input", metavar="CxHxW", help="input shape per sample, e.g. 3x224x224 "
                          "(the spec's `expect:` shapes and MACs are then not checked)")
+        cmd.add_argument("--max-params", type=int, metavar="N",
+                         help="fail (exit 1) if the network has more than N parameters; "
+                              "checked before any weight is allocated")
         if cmd.prog.split()[-1] in ("validate", "build"):
             cmd.add_argument("--no-expect", action="store_true",
                              help="do not check the spec's `expect:` figures (for variants made with --set)")
@@ -120,7 +121,8 @@ def _compile(args, path):
     from .api import compile_spec
 
     check = not getattr(args, "no_expect", False) and args.command != "summary"
-    return compile_spec(path, input_shape=args.input, check=check, **_overrides(args))
+    return compile_spec(path, input_shape=args.input, check=check, max_params=args.max_params,
+                        **_overrides(args))
 
 
 def _warn(inferred) -> None:

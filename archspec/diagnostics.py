@@ -26,6 +26,9 @@ class Position:
 # an invalid spec or command line (2).
 EXIT_CHECK_FAILED = 1
 EXIT_INVALID = 2
+EXIT_INTERNAL = 3
+_CHECK_CODES = {"E0701", "E0702", "E0703"}  # figures the spec or the caller asked for
+_INTERNAL_CODES = {"E0704"}                  # archspec disagreeing with PyTorch: a bug
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,9 @@ class Diagnostic:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_CHECK_FAILED if self.code.startswith("E07") else EXIT_INVALID
+        if self.code in _INTERNAL_CODES:
+            return EXIT_INTERNAL
+        return EXIT_CHECK_FAILED if self.code in _CHECK_CODES else EXIT_INVALID
 
     def render(self, with_source: bool = True) -> str:
         where = f"{self.pos}: " if self.pos else "archspec: "

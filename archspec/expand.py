@@ -24,6 +24,12 @@ from .yaml_source import SourceList, SourceMap, make_map, position_of
 
 MAX_NODES = 250_000
 MAX_DEPTH = 64
+MAX_ERRORS = 50
+# Limits stop expansion outright; any other error is recorded and expansion goes on
+# with the next node, so one run reports every independent mistake.
+_FATAL = {"E0310", "E0311"}
+# Stands for the output of a node that failed; what reads it is not reported again.
+BROKEN = "<broken>"
 _RESERVED = set(COMMON_NODE_KEYS) | set(NODE_KINDS)
 _SELF_INPUT = "in"  # in `from:`, the input of the enclosing block or seq
 
@@ -53,14 +59,20 @@ class _Expander:
         self.nodes: dict[str, dict] = {}  # qualified name -> mutable node record
         # `from:` references wait until every name is known: (node, input index, _Ref)
         self.pending: list = []
+        self.errors: list[Diagnostic] = []
 
     def run(self) -> Graph:
         root = _Scope("", dict(self.spec.args), INPUT, (), (), 0)
         last = self.body(self.doc["graph"], root, INPUT)
         self.resolve_pending()
-        outputs = self.outputs(root, self.settle(last))
+        outputs = self.recorded(lambda: self.outputs(root, self.settle(last)))
         nodes = {name: Node(name, r["op"], MappingProxyType(r["args"]), tuple(r["inputs"]),
-                            r["pos"], r["trace"]) for name, r in self.nodes.items()}
+                            r["pos"], r["trace"], MappingProxyType(r["arg_pos"]))
+                 for name, r in self.nodes.items()}
+        if self.errors:
+            error = SpecError(self.errors)
+            error.partial_graph = _sound_part(self.spec.input_shape, nodes)
+            raise error
         aliases = {k: self.settle(v) for k, v in root.names.items()}
         return finish_graph(self.spec.input_shape, nodes, outputs, aliases)
 
@@ -92,8 +104,22 @@ class _Expander:
                 name = self.value(name, scope.env, pos, "name")
                 if not isinstance(name, (str, int)) or not str(name).replace("_", "a").isalnum():
                     self.fail("E0408", f"node name must be letters, digits and _, got {name!r}", pos, scope)
-            current = self.node(str(name), node, scope, current, pos)
+            result = self.recorded(lambda: self.node(str(name), node, scope, current, pos))
+            if result is None:  # recorded an error: later nodes still get checked
+                scope.names.setdefault(str(name), BROKEN)
+                result = BROKEN
+            current = result
         return current
+
+    def recorded(self, step):
+        """Run one step; record its errors (unless fatal) and return None for them."""
+        try:
+            return step()
+        except SpecError as exc:
+            if any(d.code in _FATAL for d in exc.diagnostics) or len(self.errors) >= MAX_ERRORS:
+                raise SpecError(self.errors + exc.diagnostics) from None
+            self.errors.extend(exc.diagnostics)
+            return None
 
     def node(self, name: str, node, scope: _Scope, current: str, pos: Position) -> str:
         if isinstance(node, list):  # a list value is shorthand for `seq:`
@@ -198,20 +224,22 @@ class _Expander:
         try:
             args = op.normalise(given)
         except OpError as exc:
-            where = node.where(_arg_named(exc.message, given)) if _arg_named(exc.message, given) else pos
+            where = node.where(exc.arg) if exc.arg in node else pos
             self.fail(exc.code, f"{scope.prefix}{name}: {exc.message}", where, scope, exc.hint)
         if op.inputs is not None and len(source) != op.inputs:
             self.fail("E0305", f"op `{op.name}` takes {op.inputs} input(s), `{scope.prefix}{name}` has {len(source)}",
                       node.where("from") if "from" in node else pos, scope)
-        return self.add_node(scope, name, op.name, args, source, pos)
+        arg_pos = {k: node.where(k) for k in given}
+        return self.add_node(scope, name, op.name, args, source, pos, arg_pos)
 
-    def add_node(self, scope, name, op_name, args, source, pos) -> str:
+    def add_node(self, scope, name, op_name, args, source, pos, arg_pos=None) -> str:
         qualified = scope.prefix + name
         if qualified in self.nodes:
             self.fail("E0306", f"duplicate name `{qualified}`", pos, scope)
         if len(self.nodes) >= MAX_NODES:
             self.fail("E0310", f"the expanded graph exceeds {MAX_NODES:,} nodes", pos, scope)
-        record = {"op": op_name, "args": args, "inputs": [], "pos": pos, "trace": scope.trace}
+        record = {"op": op_name, "args": args, "inputs": [], "pos": pos, "trace": scope.trace,
+                  "arg_pos": arg_pos or {}}
         self.nodes[qualified] = record
         for index, src in enumerate(source):
             if isinstance(src, _Ref):
@@ -306,7 +334,7 @@ class _Expander:
 
     def resolve_pending(self) -> None:
         for qualified, index, ref in self.pending:
-            self.nodes[qualified]["inputs"][index] = self.settle(ref)
+            self.nodes[qualified]["inputs"][index] = self.recorded(lambda: self.settle(ref)) or BROKEN
         self.pending.clear()
 
     def outputs(self, root, last) -> list:
@@ -336,8 +364,19 @@ class _Ref:
     scope: _Scope
 
 
-def _arg_named(message: str, given: dict):
-    for key in given:
-        if f"`{key}`" in message:
-            return key
-    return None
+def _sound_part(input_shape, nodes: dict) -> Graph | None:
+    """The nodes untouched by an expansion error, so shape checks can still run on them."""
+    import networkx as nx
+
+    dag = nx.DiGraph()
+    for node in nodes.values():
+        dag.add_node(node.name)
+        dag.add_edges_from((src, node.name) for src in node.inputs)
+    if not nx.is_directed_acyclic_graph(dag):
+        return None
+    sound = {}
+    for name in nx.topological_sort(dag):
+        node = nodes.get(name)
+        if node is not None and all(src == INPUT or src in sound for src in node.inputs):
+            sound[name] = node
+    return Graph(tuple(input_shape), MappingProxyType(sound), ())

@@ -19,6 +19,7 @@ class Node:
     inputs: tuple             # qualified names of the producers, in order
     pos: Position | None      # where the node was written
     trace: tuple = ()         # instantiation chain, innermost first: ((what, pos), ...)
+    arg_pos: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # where each arg was written
 
 
 @dataclass(frozen=True)

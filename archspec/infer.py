@@ -36,12 +36,17 @@ class InferredGraph:
 
 
 def infer(graph: Graph) -> InferredGraph:
+    """Facts for every node; every node whose inputs are sound is checked, and all
+    errors are raised together."""
     facts: dict[str, NodeFacts] = {}
+    errors: list[Diagnostic] = []
 
     def shape_of(name):
         return graph.input_shape if name == INPUT else facts[name].shape
 
     for name, node in graph.nodes.items():
+        if any(src != INPUT and src not in facts for src in node.inputs):
+            continue  # an input failed and was reported
         op = REGISTRY[node.op]
         shapes = [shape_of(src) for src in node.inputs]
         try:
@@ -54,6 +59,10 @@ def infer(graph: Graph) -> InferredGraph:
                 message += ": " + ", ".join(f"{src} is {list(s)}" for src, s in zip(node.inputs, shapes))
             elif shapes:
                 message += f" (input {list(shapes[0])})" if "input" not in exc.message else ""
-            raise SpecError(Diagnostic(exc.code, message, node.pos, exc.hint, node.trace)) from None
+            pos = node.arg_pos.get(exc.arg, node.pos)
+            errors.append(Diagnostic(exc.code, message, pos, exc.hint, node.trace))
+            continue
         facts[name] = NodeFacts(tuple(out), params, macs)
+    if errors:
+        raise SpecError(errors)
     return InferredGraph(graph, MappingProxyType(facts))

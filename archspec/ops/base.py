@@ -21,9 +21,10 @@ Shape = tuple
 class OpError(Exception):
     """A problem with one node's arguments or input shapes; the caller adds the node."""
 
-    def __init__(self, code: str, message: str, hint: str | None = None):
+    def __init__(self, code: str, message: str, hint: str | None = None, arg: str | None = None):
         super().__init__(message)
-        self.code, self.message, self.hint = code, message, hint
+        # `arg` names the argument at fault, so the error can point at the value written.
+        self.code, self.message, self.hint, self.arg = code, message, hint, arg
 
 
 REQUIRED = object()
@@ -132,14 +133,14 @@ class Op:
         if arg.kind == "choice":
             if value not in arg.choices:
                 raise OpError("E0408", f"`{key}` of op `{self.name}` must be one of "
-                              f"{', '.join(map(str, arg.choices))}, got {value!r}")
+                              f"{', '.join(map(str, arg.choices))}, got {value!r}", arg=key)
             return value
         if value is None and arg.default is None:
             return None
         _, check, wanted = ARG_KINDS[arg.kind]
         result = check(value)
         if result is None:
-            raise OpError("E0408", f"`{key}` of op `{self.name}` must be {wanted}, got {value!r}")
+            raise OpError("E0408", f"`{key}` of op `{self.name}` must be {wanted}, got {value!r}", arg=key)
         return result
 
     def arg_schema(self) -> dict:
@@ -181,7 +182,7 @@ def spatial_out(size: int, kernel: int, stride: int, pad: int, dilation: int = 1
     if span > padded and not ceil_mode:
         raise OpError("E0404", f"kernel spans {span} along {axis} but the padded input is "
                       f"only {padded} ({size} + 2*{pad})",
-                      "use a smaller kernel, more padding, or a larger input")
+                      "use a smaller kernel, more padding, or a larger input", arg="k")
     numerator = padded - span
     out = (-(-numerator // stride) if ceil_mode else numerator // stride) + 1
     if ceil_mode and (out - 1) * stride >= size + pad:

@@ -29,10 +29,11 @@ class Conv(Op):
         if out is None:
             raise OpError("E0304", "op `conv` needs argument `out`", "`out`: output channels")
         if groups < 1 or out < 1:
-            raise OpError("E0408", f"conv needs positive `out` and `groups`, got out={out}, groups={groups}")
+            raise OpError("E0408", f"conv needs positive `out` and `groups`, got out={out}, groups={groups}",
+                          arg="groups" if groups < 1 else "out")
         if cin % groups or out % groups:
             raise OpError("E0405", f"channels are not divisible by groups: in {cin}, out {out}, groups {groups}",
-                          "in_channels and out must both be multiples of groups")
+                          "in_channels and out must both be multiples of groups", arg="groups")
         return cin, out, groups
 
     def infer(self, a, shapes):
@@ -41,9 +42,9 @@ class Conv(Op):
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = a["k"], a["stride"], a["pad"], a["dilation"]
         for v, what in ((kh, "k"), (kw, "k"), (sh, "stride"), (sw, "stride"), (dh, "dilation"), (dw, "dilation")):
             if v < 1:
-                raise OpError("E0408", f"conv `{what}` must be at least 1, got {v}")
+                raise OpError("E0408", f"conv `{what}` must be at least 1, got {v}", arg=what)
         if ph < 0 or pw < 0:
-            raise OpError("E0408", f"conv `pad` must not be negative, got {list(a['pad'])}")
+            raise OpError("E0408", f"conv `pad` must not be negative, got {list(a['pad'])}", arg="pad")
         return (out, spatial_out(h, kh, sh, ph, dh, axis="height"),
                 spatial_out(w, kw, sw, pw, dw, axis="width"))
 

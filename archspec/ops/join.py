@@ -23,7 +23,7 @@ class Concat(Op):
         axis = a["dim"] - 1
         rank = len(shapes[0])
         if not 0 <= axis < rank:
-            raise OpError("E0408", f"concat `dim` {a['dim']} is outside a rank-{rank + 1} batched tensor")
+            raise OpError("E0408", f"concat `dim` {a['dim']} is outside a rank-{rank + 1} batched tensor", arg="dim")
         for s in shapes[1:]:
             if len(s) != rank or any(x != y for i, (x, y) in enumerate(zip(s, shapes[0])) if i != axis):
                 raise OpError("E0402", "concat inputs differ outside the joined dimension",

@@ -20,10 +20,10 @@ class _WindowPool(Op):
         pad = a["pad"]
         for i, axis in enumerate(("height", "width")):
             if k[i] < 1 or stride[i] < 1 or pad[i] < 0:
-                raise OpError("E0408", f"{self.name} needs k, stride >= 1 and pad >= 0 ({axis})")
+                raise OpError("E0408", f"{self.name} needs k, stride >= 1 and pad >= 0 ({axis})", arg="k")
             if pad[i] * 2 > k[i]:
                 raise OpError("E0408", f"{self.name} padding {pad[i]} exceeds half the window {k[i]}",
-                              "PyTorch allows at most k // 2 padding for pools")
+                              "PyTorch allows at most k // 2 padding for pools", arg="pad")
         return k, stride, pad
 
     def infer(self, a, shapes):
@@ -65,7 +65,7 @@ class _AdaptivePool(Op):
         need_rank(self, shapes[0], 3)
         oh, ow = a["out"]
         if oh < 1 or ow < 1:
-            raise OpError("E0408", f"{self.name} output size must be positive, got {[oh, ow]}")
+            raise OpError("E0408", f"{self.name} output size must be positive, got {[oh, ow]}", arg="out")
         return (shapes[0][0], oh, ow)
 
     def function(self, a, shapes, training, inplace):

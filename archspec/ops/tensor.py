@@ -33,7 +33,7 @@ class Linear(Op):
     def infer(self, a, shapes):
         need_rank(self, shapes[0], 1)
         if a["out"] < 1:
-            raise OpError("E0408", f"linear `out` must be positive, got {a['out']}")
+            raise OpError("E0408", f"linear `out` must be positive, got {a['out']}", arg="out")
         return (a["out"],)
 
     def params(self, a, shapes, out):
@@ -54,7 +54,7 @@ class Dropout(Op):
 
     def infer(self, a, shapes):
         if not 0.0 <= a["p"] <= 1.0:
-            raise OpError("E0408", f"dropout `p` must lie in [0, 1], got {a['p']}")
+            raise OpError("E0408", f"dropout `p` must lie in [0, 1], got {a['p']}", arg="p")
         return shapes[0]
 
     def function(self, a, shapes, training, inplace):
