@@ -65,24 +65,8 @@ class Graph:
 
 def finish_graph(input_shape, nodes: dict, outputs: list, aliases: dict | None = None) -> Graph:
     """Order nodes topologically; report cycles as errors and unused nodes as warnings."""
-    dag = nx.DiGraph()
-    dag.add_node(INPUT)
-    for node in nodes.values():
-        dag.add_node(node.name)
-        for src in node.inputs:
-            dag.add_edge(src, node.name)
-    try:
-        order = list(nx.lexicographical_topological_sort(dag, key=_insertion_key(nodes)))
-    except nx.NetworkXUnfeasible:
-        cycle = [edge[0] for edge in nx.find_cycle(dag)]
-        first = nodes[cycle[0]]
-        raise SpecError(Diagnostic(
-            "E0307", "the graph has a cycle: " + " -> ".join(cycle + [cycle[0]]), first.pos,
-            "a `from:` names a node that (indirectly) reads this one")) from None
-    ordered = {name: nodes[name] for name in order if name != INPUT}
-    used = set()
-    for out in outputs:
-        used |= nx.ancestors(dag, out.node) | {out.node}
+    ordered = {name: nodes[name] for name in _topological_order(nodes)}
+    used = _ancestors(ordered, [o.node for o in outputs])
     warnings = tuple(
         Diagnostic("W0308", f"node `{name}` feeds no output; it is left out", node.pos,
                    "name it in `outputs:`, or switch it off with `when:`", severity="warning")
@@ -93,7 +77,42 @@ def finish_graph(input_shape, nodes: dict, outputs: list, aliases: dict | None =
                  MappingProxyType(aliases))
 
 
-def _insertion_key(nodes: dict):
+def to_networkx(nodes: dict) -> nx.DiGraph:
+    """The graph as a networkx.DiGraph, each node carrying its `Node` as `node`."""
+    dag = nx.DiGraph()
+    dag.add_node(INPUT)
+    dag.add_nodes_from((name, {"node": node}) for name, node in nodes.items())
+    dag.add_edges_from((src, node.name) for node in nodes.values() for src in node.inputs)
+    return dag
+
+
+def _topological_order(nodes: dict) -> list:
+    """Names in an order where every node follows its inputs, as written where possible."""
+    seen = {INPUT}
+    for name, node in nodes.items():  # the common case: written in order already
+        if any(src not in seen for src in node.inputs):
+            break
+        seen.add(name)
+    else:
+        return list(nodes)
+    dag = to_networkx(nodes)
     rank = {name: i for i, name in enumerate(nodes)}
     rank[INPUT] = -1
-    return lambda name: rank[name]
+    try:
+        return [n for n in nx.lexicographical_topological_sort(dag, key=rank.__getitem__) if n != INPUT]
+    except nx.NetworkXUnfeasible:
+        cycle = [edge[0] for edge in nx.find_cycle(dag)]
+        raise SpecError(Diagnostic(
+            "E0307", "the graph has a cycle: " + " -> ".join(cycle + [cycle[0]]), nodes[cycle[0]].pos,
+            "a `from:` names a node that (indirectly) reads this one")) from None
+
+
+def _ancestors(nodes: dict, targets: list) -> set:
+    found, stack = set(), list(targets)
+    while stack:
+        name = stack.pop()
+        if name in found or name == INPUT:
+            continue
+        found.add(name)
+        stack.extend(nodes[name].inputs)
+    return found

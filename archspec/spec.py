@@ -6,6 +6,7 @@ shape.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -15,7 +16,7 @@ import yaml
 from .diagnostics import Diagnostic, Position, SpecError, did_you_mean, display_path, error
 from .expressions import ExpressionError, resolve
 from .schema import validate_document
-from .yaml_source import SourceList, SourceMap, load_file, load_text, position_of
+from .yaml_source import SourceMap, load_text, position_of, read_text
 
 MAX_EXTENDS_DEPTH = 16
 # Keys an `extends:` child replaces whole; `args` and `blocks` merge key by key.
@@ -56,9 +57,27 @@ def _parents(document) -> tuple:
     return tuple(getattr(document, "parents", ()))
 
 
+# Parsing and schema validation are pure functions of a file's text, and validation
+# is the slowest stage; a file read again with the same text is not checked again.
+_VALIDATED: dict = {}
+_VALIDATED_MAX = 64
+
+
+def _validated_file(path: Path, shown: str) -> SourceMap:
+    text = read_text(str(path), shown)
+    key = (shown, hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest())
+    document = _VALIDATED.get(key)
+    if document is None:
+        document = load_text(text, shown)
+        validate_document(document)
+        if len(_VALIDATED) >= _VALIDATED_MAX:
+            _VALIDATED.pop(next(iter(_VALIDATED)))
+        _VALIDATED[key] = document
+    return document
+
+
 def _load_merged(path: Path, shown: str, chain: tuple) -> SourceMap:
-    document = load_file(str(path), shown)
-    validate_document(document)
+    document = _validated_file(path, shown)
     return _apply_extends(document, path, chain + (str(path.resolve()),))
 
 

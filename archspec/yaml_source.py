@@ -78,16 +78,18 @@ def load_text(text: str, file: str):
     return _Converter(file).convert(node)
 
 
-def load_file(path: str, shown_as: str | None = None):
+def read_text(path: str, shown_as: str | None = None) -> str:
     shown = shown_as or path
     try:
         with open(path, encoding="utf-8") as f:
-            text = f.read(MAX_DOCUMENT_BYTES + 1)
+            return f.read(MAX_DOCUMENT_BYTES + 1)
     except FileNotFoundError:
         raise error("E0106", f"no such file: {shown}") from None
+    except IsADirectoryError:
+        raise error("E0106", f"{shown} is a directory, not a spec file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise error("E0106", f"cannot read {shown}: {exc}") from None
-    return load_text(text, shown)
+
 
 
 class _Converter:
