@@ -71,7 +71,10 @@ def build(path_or_spec, *, device=None, dtype=None, verify: bool = False, check:
     return build_module(inferred, spec.name, device=device, dtype=dtype)
 
 
-def summarize(path_or_spec, *, batch: int = 1, input_shape=None, **overrides) -> Summary:
-    """Shapes, parameters and MACs of every node, worked out without building anything."""
+def summarize(path_or_spec, *, batch: int = 1, dtype: str = "float32", depth: int | None = None,
+              input_shape=None, **overrides) -> Summary:
+    """Shapes, parameters, MACs and memory of every node (rows folded to `depth` name
+    parts if given), worked out without building anything."""
     spec, inferred = compile_spec(path_or_spec, input_shape, check=False, **overrides)
-    return summarize_graph(inferred, spec.name, batch)
+    summary = summarize_graph(inferred, spec.name, batch, dtype)
+    return summary.folded(depth) if depth else summary

@@ -57,6 +57,8 @@ def build_module(inferred: InferredGraph, name: str, device=None, dtype=None) ->
         shapes = [inferred.shape(src) for src in node.inputs]
         module = REGISTRY[node.op].module(node.args, shapes, factory)
         if module is not None:
+            if node.frozen:
+                module.requires_grad_(False)
             modules[node_name] = module
 
     net = CompiledNetwork(name, {t: tuple(o.name for o in graph.active_outputs(t)) for t in (True, False)})

@@ -68,7 +68,12 @@ def _parser() -> argparse.ArgumentParser:
                                    "then totals. Worked out statically: nothing is built.")
     spec_options(s)
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    s.add_argument("--batch", type=int, default=1, metavar="N", help="batch size for shapes and MACs (1)")
+    s.add_argument("--batch", type=int, default=1, metavar="N",
+                   help="batch size for shapes, MACs and activation memory (1)")
+    s.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16", "float64"),
+                   help="element type for the memory estimates (float32)")
+    s.add_argument("--depth", type=int, metavar="N",
+                   help="fold rows to the first N parts of their names (1: one row per stage)")
 
     sub.add_parser("schema", help="print the JSON Schema of the spec language",
                    description="Print the JSON Schema (Draft 2020-12) that every spec must satisfy.")
@@ -181,7 +186,11 @@ def cmd_summary(args) -> int:
         raise error("E0604", f"--batch must be at least 1, got {args.batch}")
     spec, inferred = _compile(args, args.spec)
     _warn(inferred)
-    summary = summarize_graph(inferred, spec.name, args.batch)
+    if args.depth is not None and args.depth < 1:
+        raise error("E0604", f"--depth must be at least 1, got {args.depth}")
+    summary = summarize_graph(inferred, spec.name, args.batch, args.dtype)
+    if args.depth:
+        summary = summary.folded(args.depth)
     print(json.dumps(summary.to_dict(), indent=1) if args.json else summary.render())
     return 0
 

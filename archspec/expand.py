@@ -11,7 +11,7 @@ join (that is how torchvision names Inception's `branch5x5_1`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from .diagnostics import Diagnostic, Position, SpecError, did_you_mean, error
@@ -45,6 +45,8 @@ class _Scope:
     names: dict = field(default_factory=dict)     # local name -> output node
     children: dict = field(default_factory=dict)  # local name -> _Scope (blocks, seqs, repeats)
     switched_off: dict = field(default_factory=dict)  # local name -> position of its `when:`
+    frozen: bool = False            # weights below here do not train
+    labels: tuple = ()              # (namespace, what made it): ("layer1.0", "bottleneck"), ...
 
 
 def expand(spec: Spec) -> Graph:
@@ -67,7 +69,7 @@ class _Expander:
         self.resolve_pending()
         outputs = self.recorded(lambda: self.outputs(root, self.settle(last)))
         nodes = {name: Node(name, r["op"], MappingProxyType(r["args"]), tuple(r["inputs"]),
-                            r["pos"], r["trace"], MappingProxyType(r["arg_pos"]))
+                            r["pos"], r["trace"], MappingProxyType(r["arg_pos"]), r["frozen"], r["labels"])
                  for name, r in self.nodes.items()}
         if self.errors:
             error = SpecError(self.errors)
@@ -132,6 +134,8 @@ class _Expander:
         if name in scope.names or name in scope.children:
             self.fail("E0306", f"duplicate name `{scope.prefix}{name}`", pos, scope,
                       "every node in one namespace needs its own name")
+        if "frozen" in node and self.value(node["frozen"], scope.env, node.where("frozen"), "frozen"):
+            scope = replace(scope, frozen=True)  # shares the name tables; only this node is frozen
         if "repeat" in node:
             return self.repeat(name, node, scope, current, pos)
         source = self.inputs_of(node, scope, current)
@@ -140,7 +144,8 @@ class _Expander:
         elif "block" in node:
             out = self.block(name, node, scope, source, pos)
         elif "seq" in node:
-            child = self.child_scope(scope, name, source[0], scope.env, (f"seq `{scope.prefix}{name}`", pos))
+            child = self.child_scope(scope, name, source[0], scope.env, (f"seq `{scope.prefix}{name}`", pos),
+                                     "seq")
             out = self.body(node["seq"], child, source[0])
         else:
             out = self.join(name, node, scope, source, pos)
@@ -156,12 +161,13 @@ class _Expander:
         where = node.where("from")
         return [_Ref(self.value(r, scope.env, where, "from"), where, scope) for r in refs]
 
-    def child_scope(self, scope, name, source, env, frame) -> _Scope:
+    def child_scope(self, scope, name, source, env, frame, label) -> _Scope:
         if scope.depth + 1 > MAX_DEPTH:
             self.fail("E0311", f"nesting deeper than {MAX_DEPTH} levels at `{scope.prefix}{name}`",
                       frame[1], scope)
         child = _Scope(f"{scope.prefix}{name}.", env, source, (frame,) + scope.trace,
-                       scope.blocks_open, scope.depth + 1)
+                       scope.blocks_open, scope.depth + 1, frozen=scope.frozen,
+                       labels=scope.labels + ((scope.prefix + name, label),))
         scope.children[name] = child
         return child
 
@@ -183,7 +189,7 @@ class _Expander:
         # (timm's `block4` .. `block11`); without it they are `name.0` .. `name.N-1`.
         flat = "names" in node
         group = scope if flat else self.child_scope(scope, name, out, scope.env,
-                                                    (f"repeat `{scope.prefix}{name}`", pos))
+                                                    (f"repeat `{scope.prefix}{name}`", pos), f"repeat x{count}")
         for i in range(count):
             item = make_map({k: v for k, v in node.items() if k not in ("repeat", "at", "from", "names")},
                             node.pos)
@@ -194,9 +200,7 @@ class _Expander:
                 item.key_pos.update(overrides[i].key_pos)
                 item.value_pos.update(overrides[i].value_pos)
             env = {**scope.env, "i": i}
-            local = _Scope(group.prefix, env, group.input, group.trace,
-                           group.blocks_open, group.depth, group.names, group.children,
-                           group.switched_off)
+            local = replace(group, env=env, frozen=scope.frozen or group.frozen)
             copy_name = str(i)
             if flat:
                 copy_name = str(self.value(node["names"], env, node.where("names"), "names"))
@@ -239,7 +243,7 @@ class _Expander:
         if len(self.nodes) >= MAX_NODES:
             self.fail("E0310", f"the expanded graph exceeds {MAX_NODES:,} nodes", pos, scope)
         record = {"op": op_name, "args": args, "inputs": [], "pos": pos, "trace": scope.trace,
-                  "arg_pos": arg_pos or {}}
+                  "arg_pos": arg_pos or {}, "frozen": scope.frozen, "labels": scope.labels}
         self.nodes[qualified] = record
         for index, src in enumerate(source):
             if isinstance(src, _Ref):
@@ -275,7 +279,7 @@ class _Expander:
                           scope, did_you_mean(key, declared) or f"it takes: {', '.join(declared) or 'none'}")
             env[key] = self.value(raw, scope.env, node.where(key), f"`{key}`")
         frame = (f"block `{block_name}` as `{scope.prefix}{name}`", pos)
-        child = self.child_scope(scope, name, source[0], env, frame)
+        child = self.child_scope(scope, name, source[0], env, frame, block_name)
         child.blocks_open = scope.blocks_open + (block_name,)
         out = self.body(definition["body"], child, source[0])
         if "output" in definition:

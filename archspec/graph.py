@@ -20,6 +20,8 @@ class Node:
     pos: Position | None      # where the node was written
     trace: tuple = ()         # instantiation chain, innermost first: ((what, pos), ...)
     arg_pos: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # where each arg was written
+    frozen: bool = False      # its weights have requires_grad=False
+    scopes: tuple = ()        # enclosing namespaces and what made them: (("layer1.0", "bottleneck"), ...)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from .ops import REGISTRY, OpError
 class NodeFacts:
     shape: tuple   # per sample
     params: int
-    macs: int      # per sample, torchinfo's definition (see docs/summary.md)
+    macs: int      # per sample, torchinfo's definition (see README, "MACs")
+    buffers: tuple = (0, 0)  # buffer elements: (floating point, int64)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ def infer(graph: Graph) -> InferredGraph:
             out = op.infer(node.args, shapes)
             params = op.params(node.args, shapes, out)
             macs = op.macs(node.args, shapes, out, params)
+            buffers = op.buffers(node.args, shapes, out)
         except OpError as exc:
             message = f"{name}: {exc.message}"
             if len(shapes) > 1 and exc.code in ("E0401", "E0402"):
@@ -62,7 +64,7 @@ def infer(graph: Graph) -> InferredGraph:
             pos = node.arg_pos.get(exc.arg, node.pos)
             errors.append(Diagnostic(exc.code, message, pos, exc.hint, node.trace))
             continue
-        facts[name] = NodeFacts(tuple(out), params, macs)
+        facts[name] = NodeFacts(tuple(out), params, macs, buffers)
     if errors:
         raise SpecError(errors)
     return InferredGraph(graph, MappingProxyType(facts))

@@ -18,7 +18,7 @@ from .ops.base import EXPRESSION_SCHEMA
 
 SCHEMA_FILE = "spec.schema.json"
 # Keys every node may carry, whatever its kind.
-COMMON_NODE_KEYS = ("name", "from", "when", "repeat", "at", "names", "doc")
+COMMON_NODE_KEYS = ("name", "from", "when", "repeat", "at", "names", "frozen", "doc")
 NODE_KINDS = ("op", "block", "seq", "concat", "add")
 
 _IDENTIFIER = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"}
@@ -42,6 +42,7 @@ def build_schema() -> dict:
             "names": {"type": "string", "description": "name template of repeated copies, e.g. block${i + 4}"},
             "from": {"anyOf": [_REF, {"type": "array", "items": _REF, "minItems": 1}]},
             "when": _BOOL_OR_EXPR,
+            "frozen": {**_BOOL_OR_EXPR, "description": "weights of this node and all below it do not train"},
             "repeat": _INT_OR_EXPR,
             "at": {"type": "object", "propertyNames": {"pattern": r"^-?[0-9]+$"},
                    "additionalProperties": {"type": "object"}},

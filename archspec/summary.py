@@ -1,9 +1,21 @@
-"""The summary of a compiled spec: one row per node, totals, output shapes."""
+"""The summary of a compiled spec: rows per node (or folded per block), totals,
+trainable and frozen parameters, and memory estimates for a batch and dtype."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, replace
 
 from .infer import InferredGraph
+from .ops import REGISTRY
+
+MAC_DEFINITION = ("multiply-accumulates as torchinfo counts mult-adds: for each conv, "
+                  "(weights + biases) x output positions; for linear and batch norm, their "
+                  "parameter count; pools, activations and joins count 0")
+MEMORY_DEFINITION = ("params and buffers: their elements x the dtype's size (int64 counters 8 bytes); "
+                     "activations: every node output that gets its own storage, x batch x dtype size, "
+                     "which is what a training forward keeps for backward (an upper bound: in-place "
+                     "activations share storage)")
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 
 
 @dataclass(frozen=True)
@@ -14,6 +26,8 @@ class Row:
     params: int
     macs: int           # for the whole batch
     train_only: bool    # computed only in training mode
+    frozen: bool = False
+    scopes: tuple = ()  # (namespace, block name / "seq" / "repeat xN"), outermost first
 
 
 @dataclass(frozen=True)
@@ -27,17 +41,38 @@ class Summary:
     total_params: int
     total_macs: int     # eval-mode forward, whole batch
     train_macs: int     # training-mode forward (aux heads included), whole batch
+    trainable_params: int = 0
+    frozen_params: int = 0
+    dtype: str = "float32"
+    param_bytes: int = 0
+    buffer_bytes: int = 0
+    activation_bytes: int = 0
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["rows"] = [asdict(r) for r in self.rows]
         data["mac_definition"] = MAC_DEFINITION
+        data["memory_definition"] = MEMORY_DEFINITION
         return data
+
+    def folded(self, depth: int) -> "Summary":
+        """Rows merged to the first `depth` parts of their names (`layer1.0` at 2)."""
+        groups: dict[str, list] = {}
+        for row in self.rows:
+            groups.setdefault(".".join(row.name.split(".")[:depth]), []).append(row)
+        rows = tuple(
+            members[0] if len(members) == 1 and members[0].name == key else
+            Row(key, dict(members[0].scopes).get(key, f"{len(members)} ops"), members[-1].shape,
+                sum(r.params for r in members), sum(r.macs for r in members),
+                all(r.train_only for r in members), all(r.frozen for r in members), members[0].scopes)
+            for key, members in groups.items())
+        return replace(self, rows=rows)
 
     def render(self) -> str:
         headers = ("node", "op", "output shape", "params", "MACs")
         table = [(r.name + (" *" if r.train_only else ""), r.op, _shape(r.shape),
-                  f"{r.params:,}" if r.params else "-", f"{r.macs:,}" if r.macs else "-")
+                  (f"{r.params:,}" + (" (frozen)" if r.frozen else "")) if r.params else "-",
+                  f"{r.macs:,}" if r.macs else "-")
                  for r in self.rows]
         widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h)
                   for i, h in enumerate(headers)]
@@ -50,31 +85,41 @@ class Summary:
         for name, shape in self.outputs.items():
             tag = " (training only)" if name in self.train_only_outputs else ""
             out.append(f"output {name}: {_shape(shape)}{tag}")
-        out.append(f"total params: {self.total_params:,}")
+        out.append(f"total params: {self.total_params:,} "
+                   f"(trainable {self.trainable_params:,}, frozen {self.frozen_params:,})")
         out.append(f"total MACs:   {self.total_macs:,} (eval mode; {self.train_macs:,} in training)")
+        out.append(f"memory ({self.dtype}, batch {self.batch}): params {_mb(self.param_bytes)}, "
+                   f"buffers {_mb(self.buffer_bytes)}, activations {_mb(self.activation_bytes)}")
         if any(r.train_only for r in self.rows):
             out.append("* computed in training mode only")
         return "\n".join(out)
-
-
-MAC_DEFINITION = ("multiply-accumulates as torchinfo counts mult-adds: for each conv, "
-                  "(weights + biases) x output positions; for linear and batch norm, their "
-                  "parameter count; pools, activations and joins count 0")
 
 
 def _shape(shape) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
-def summarize_graph(inferred: InferredGraph, name: str, batch: int = 1) -> Summary:
-    graph = inferred.graph
+def _mb(n: int) -> str:
+    return f"{n / 2**20:,.2f} MiB"
+
+
+def summarize_graph(inferred: InferredGraph, name: str, batch: int = 1, dtype: str = "float32") -> Summary:
+    graph, facts = inferred.graph, inferred.facts
+    size = DTYPE_BYTES[dtype]
     in_eval = set(graph.needed_for(False))
-    rows = tuple(Row(n, node.op, (batch, *inferred.facts[n].shape), inferred.facts[n].params,
-                     inferred.facts[n].macs * batch, n not in in_eval)
+    rows = tuple(Row(n, node.op, (batch, *facts[n].shape), facts[n].params, facts[n].macs * batch,
+                     n not in in_eval, node.frozen, node.scopes)
                  for n, node in graph.nodes.items())
+    frozen = sum(r.params for r in rows if r.frozen)
+    floats, counters = (sum(f.buffers[k] for f in facts.values()) for k in (0, 1))
+    activations = sum(math.prod(facts[n].shape) for n, node in graph.nodes.items()
+                      if REGISTRY[node.op].allocates)
     return Summary(
         name=name, input_shape=graph.input_shape, batch=batch, rows=rows,
         outputs={o.name: (batch, *inferred.shape(o.node)) for o in graph.outputs},
         train_only_outputs=tuple(o.name for o in graph.outputs if o.train_only),
         total_params=inferred.total_params, total_macs=inferred.macs(False) * batch,
-        train_macs=inferred.macs(True) * batch)
+        train_macs=inferred.macs(True) * batch,
+        trainable_params=inferred.total_params - frozen, frozen_params=frozen, dtype=dtype,
+        param_bytes=inferred.total_params * size, buffer_bytes=floats * size + counters * 8,
+        activation_bytes=activations * batch * size)

@@ -99,6 +99,13 @@ class Op:
     def params(self, a: dict, shapes: list[Shape], out: Shape) -> int:
         return 0
 
+    def buffers(self, a: dict, shapes: list[Shape], out: Shape) -> tuple[int, int]:
+        """Elements of the module's buffers: (floating point, int64), for memory estimates."""
+        return 0, 0
+
+    # False for ops whose output is a view or the input itself (no new storage).
+    allocates: bool = True
+
     def macs(self, a: dict, shapes: list[Shape], out: Shape, params: int) -> int:
         """Multiply-accumulates per sample, torchinfo's definition: see docs."""
         return 0

@@ -93,6 +93,10 @@ class Project(Op):
         cin, cout, _ = need
         return cin * cout + (cout if a["bias"] else 0) + 2 * cout
 
+    def buffers(self, a, shapes, out):
+        need = self._needed(shapes)
+        return (0, 0) if need is None else (2 * need[1], 1)
+
     def macs(self, a, shapes, out, params):
         need = self._needed(shapes)
         if need is None:

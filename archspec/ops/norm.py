@@ -24,6 +24,9 @@ class BatchNorm(Op):
     def params(self, a, shapes, out):
         return 2 * shapes[0][0] if a["affine"] else 0
 
+    def buffers(self, a, shapes, out):
+        return 2 * shapes[0][0], 1  # running mean and variance, num_batches_tracked
+
     def macs(self, a, shapes, out, params):
         return params
 

@@ -14,6 +14,7 @@ from .base import Arg, Op, OpError, need_rank, register
 class Flatten(Op):
     name = "flatten"
     doc = "Flatten each sample to a vector."
+    allocates = False
 
     def infer(self, a, shapes):
         return (math.prod(shapes[0]),)
@@ -50,6 +51,7 @@ class Linear(Op):
 class Dropout(Op):
     name = "dropout"
     doc = "Dropout in training; nothing at all in eval mode."
+    allocates = False  # counted as nothing: eval mode has no dropout at all
     args = {"p": Arg("number", 0.5, "probability of zeroing an element")}
 
     def infer(self, a, shapes):
@@ -67,6 +69,7 @@ class Dropout(Op):
 class Identity(Op):
     name = "identity"
     doc = "Pass the input through (a named point in the graph)."
+    allocates = False
 
     def function(self, a, shapes, training, inplace):
         return None
