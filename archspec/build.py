@@ -151,7 +151,9 @@ def _trace(inferred: InferredGraph, modules: dict, training: bool) -> fx.Graph:
             continue
         source = alias[fed[0]]
         producer = graph.nodes[source].op if source != INPUT else None
-        inplace = (len(fed) == 1 and source != INPUT and readers.get(source) == 1
+        # The first input may be overwritten when nothing else reads it (the op decides
+        # whether it can use that: activations and a residual sum do, as torchvision's do).
+        inplace = (source != INPUT and readers.get(source) == 1
                    and (not training or producer in _SAFE_TO_OVERWRITE_IN_TRAINING))
         fn, kwargs = REGISTRY[node.op].function(node.args, [inferred.shape(s) for s in node.inputs],
                                                 training, inplace)

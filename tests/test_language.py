@@ -330,3 +330,24 @@ def test_nodes_that_feed_no_output_are_dropped_with_a_warning():
     assert list(inferred.graph.nodes) == ["used"]
     assert [w.code for w in inferred.graph.warnings] == ["W0308"]
     assert inferred.total_params == 9
+
+
+def test_in_place_ops_never_overwrite_a_tensor_read_elsewhere():
+    net = archspec.build(spec("""
+        input: [2, 4, 4]
+        graph:
+          a: {op: conv, out: 3, k: 1}
+          r: {op: relu}
+          s: {op: add, from: [a, r]}
+          t: {op: add, from: [s, r]}
+          u: {op: relu, from: s}
+          v: {op: add, from: [t, u]}
+    """))
+    x = torch.randn(2, 2, 4, 4)
+    for training in (True, False):
+        net.train(training)
+        a = net.a(x)
+        r = torch.relu(a)
+        s = a + r
+        expected = (s + r) + torch.relu(s)
+        assert torch.allclose(net(x), expected)

@@ -51,4 +51,4 @@ class Add(Op):
         return shapes[0]
 
     def function(self, a, shapes, training, inplace):
-        return operator.add, {}
+        return (operator.iadd if inplace else operator.add), {}

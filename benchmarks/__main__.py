@@ -1,0 +1,180 @@
+"""archspec benchmarks: `python -m benchmarks [--quick] [--inductor]`.
+
+Every figure is a ratio against the tool a user would otherwise reach for, both run
+side by side in this process, medians of interleaved runs (see timing.py). Pass
+`--quick` for fewer repeats. Targets (docs/benchmarks.md) are printed beside each
+ratio; the exit status is 1 if one is missed.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
+sys.path.insert(0, str(ROOT))
+
+import archspec  # noqa: E402
+from archspec.api import compile_spec  # noqa: E402
+from benchmarks.synthetic import chain_spec, wide_resnet_text  # noqa: E402
+from benchmarks.timing import interleaved, once  # noqa: E402
+
+results: list[tuple[str, str, bool]] = []
+
+
+def report(name: str, text: str, ok: bool) -> None:
+    results.append((name, text, ok))
+    print(f"{'ok  ' if ok else 'MISS'} {name}: {text}", flush=True)
+
+
+def torchvision_model(name):
+    import torchvision
+
+    if name == "inception_v3":
+        return lambda: torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=True)
+    return getattr(torchvision.models, name)
+
+
+def bench_summary(repeats):
+    import torchinfo
+
+    for name, size in (("inception_v3", 299), ("resnet50", 224)):
+        path = SPECS / f"{name}.yaml"
+        make = torchvision_model(name)
+        cold = once(lambda: archspec.summarize(path))
+
+        def theirs():
+            model = make().eval()
+            torchinfo.summary(model, input_size=(1, 3, size, size), verbose=0)
+
+        ours_t, theirs_t = interleaved(lambda: archspec.summarize(path), theirs, repeats)
+        ratio = theirs_t / ours_t
+        report(f"summary {name}", f"archspec.summarize {ours_t * 1e3:.1f} ms (first call {cold * 1e3:.0f} ms) vs "
+               f"torchvision + torchinfo.summary {theirs_t * 1e3:.0f} ms: {ratio:.0f}x faster "
+               f"(target >= 50x)", ratio >= 50)
+
+
+def bench_build(repeats):
+    for name in ("inception_v3", "resnet50"):
+        path = SPECS / f"{name}.yaml"
+        make = torchvision_model(name)
+        ours_t, theirs_t = interleaved(lambda: archspec.build(path), make, repeats)
+        ratio = ours_t / theirs_t
+        report(f"build {name}", f"archspec.build {ours_t * 1e3:.0f} ms vs torchvision {theirs_t * 1e3:.0f} ms: "
+               f"{ratio:.3f}x its time (target <= 1.10)", ratio <= 1.10)
+
+
+def bench_forward(repeats):
+    torch.set_grad_enabled(False)
+    for name, size in (("inception_v3", 299), ("resnet50", 224)):
+        theirs = torchvision_model(name)().eval()
+        ours = archspec.build(SPECS / f"{name}.yaml").eval()
+        ours.load_state_dict(theirs.state_dict())
+        for batch in (1, 16):
+            x = torch.randn(batch, 3, size, size)
+            n = repeats if batch == 1 else max(3, repeats // 3)
+            ours_t, theirs_t = interleaved(lambda: ours(x), lambda: theirs(x), n)
+            ratio = ours_t / theirs_t
+            report(f"forward {name} batch {batch}", f"archspec {ours_t * 1e3:.1f} ms vs torchvision "
+                   f"{theirs_t * 1e3:.1f} ms: {ratio:.3f}x its time (target <= 1.02)", ratio <= 1.02)
+    torch.set_grad_enabled(True)
+
+
+def bench_scaling(repeats):
+    times = {}
+    for nodes in (1_000, 10_000, 20_000):
+        spec = archspec.loads(chain_spec(nodes), name=f"synthetic_{nodes}")
+
+        def run():
+            compile_spec(archspec.loads(chain_spec(nodes), name=f"synthetic_{nodes}"), check=False)
+
+        samples = sorted(once(run) for _ in range(max(3, repeats // 4)))
+        times[nodes] = samples[len(samples) // 2]
+        count = len(compile_spec(spec, check=False)[1].graph.nodes)
+        print(f"     validate + infer {count:,} nodes: {times[nodes] * 1e3:.0f} ms", flush=True)
+    report("scaling 10,000 nodes", f"{times[10_000]:.3f} s (target < 1 s)", times[10_000] < 1.0)
+    ratio = times[20_000] / times[10_000]
+    report("scaling 20,000 / 10,000", f"{ratio:.2f}x (target < 2.2x)", ratio < 2.2)
+
+
+def bench_big_summary():
+    """In a fresh process, so its peak memory is this work's alone."""
+    code = f"""
+import resource, sys, tracemalloc
+sys.path.insert(0, {str(ROOT)!r})
+import archspec
+from benchmarks.synthetic import wide_resnet_text
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+tracemalloc.start()
+text = wide_resnet_text().replace("{{parent}}", {str(SPECS / 'resnet50.yaml')!r})
+s = archspec.summarize(archspec.loads(text, name="wide"))
+peak = tracemalloc.get_traced_memory()[1]
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(s.total_params, peak, (after - before) * 1024)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    params, traced, rss = (int(v) for v in out.split())
+    peak = max(traced, rss)
+    report("summary of a 10B-parameter spec", f"{params:,} params summarised; peak memory "
+           f"{peak / 2**20:.1f} MiB above the imports (target < 500 MiB)", params > 10**10 and peak < 500 * 2**20)
+
+
+def bench_compile_export(inductor: bool):
+    backend = "inductor" if inductor else "eager"
+    for path in sorted(SPECS.glob("*.yaml")):
+        net = archspec.build(path).eval()
+        x = torch.randn(2, *archspec.load(path).input_shape)
+        torch._dynamo.reset()
+        try:
+            start = time.perf_counter()
+            with torch.no_grad():
+                torch.compile(net, fullgraph=True, backend=backend)(x)
+            compiled = time.perf_counter() - start
+            torch.export.export(net, (x,))
+            ok, text = True, f"torch.compile(fullgraph=True, backend={backend}) {compiled:.1f} s, torch.export ok"
+        except Exception as exc:  # report every spec, whatever breaks
+            ok, text = False, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        report(f"compile/export {path.stem}", text, ok)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (noisier)")
+    parser.add_argument("--inductor", action="store_true",
+                        help="compile every spec with inductor (minutes per spec on a small CPU)")
+    parser.add_argument("--only", choices=("summary", "build", "forward", "scaling", "memory", "compile"),
+                        action="append", help="run only these sections")
+    args = parser.parse_args(argv)
+    repeats = 5 if args.quick else 15
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs", flush=True)
+    sections = {
+        "summary": lambda: bench_summary(repeats),
+        "build": lambda: bench_build(repeats),
+        "forward": lambda: bench_forward(repeats),
+        "scaling": lambda: bench_scaling(repeats),
+        "memory": bench_big_summary,
+        "compile": lambda: bench_compile_export(args.inductor),
+    }
+    for name, run in sections.items():
+        if not args.only or name in args.only:
+            gc.collect()
+            run()
+    missed = [name for name, _, ok in results if not ok]
+    print(f"\n{len(results) - len(missed)} of {len(results)} targets met" +
+          (f"; missed: {', '.join(missed)}" if missed else ""))
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
