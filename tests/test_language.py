@@ -351,3 +351,51 @@ def test_in_place_ops_never_overwrite_a_tensor_read_elsewhere():
         s = a + r
         expected = (s + r) + torch.relu(s)
         assert torch.allclose(net(x), expected)
+
+
+@pytest.mark.parametrize("op, reference", [
+    ("relu", torch.relu), ("relu6", nn.functional.relu6), ("silu", nn.functional.silu),
+    ("gelu", nn.functional.gelu), ("sigmoid", torch.sigmoid), ("tanh", torch.tanh),
+])
+def test_activations_compute_what_pytorch_does(op, reference):
+    net = archspec.build(spec(f"input: [3, 4, 4]\ngraph:\n  c: {{op: conv, out: 2, k: 1}}\n  a: {{op: {op}}}\n"))
+    x = torch.randn(2, 3, 4, 4) * 4
+    assert torch.allclose(net(x), reference(net.c(x)))
+
+
+def test_pool_options_reach_pytorch():
+    net = archspec.build(spec("""
+        input: [2, 7, 7]
+        graph:
+          m: {op: maxpool, k: 3, stride: 2, pad: 1, ceil_mode: true}
+          a: {op: avgpool, k: 3, stride: 2, pad: 1, ceil_mode: true, count_include_pad: false, from: input}
+          g: {op: adaptive_maxpool, out: [2, 3], from: input}
+        outputs: {m: m, a: a, g: g}
+    """), verify=True)
+    x = torch.randn(1, 2, 7, 7)
+    m, a, g = net.eval()(x)
+    F = nn.functional
+    assert torch.equal(m, F.max_pool2d(x, 3, 2, 1, ceil_mode=True))
+    assert torch.allclose(a, F.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False))
+    assert torch.equal(g, F.adaptive_max_pool2d(x, (2, 3)))
+
+
+def test_window_arithmetic_matches_pytorch_everywhere():
+    from archspec.ops.base import OpError, spatial_out
+
+    F = nn.functional
+    for size in range(1, 13):
+        for k in (1, 2, 3, 5):
+            for stride in (1, 2, 3):
+                for pad in range(k // 2 + 1):
+                    for ceil in (False, True):
+                        try:
+                            ours = spatial_out(size, k, stride, pad, 1, ceil)
+                        except OpError:
+                            ours = None
+                        try:
+                            theirs = F.max_pool2d(torch.zeros(1, 1, size, size), k, stride, pad,
+                                                  ceil_mode=ceil).shape[-1] or None
+                        except RuntimeError:
+                            theirs = None
+                        assert ours == theirs, (size, k, stride, pad, ceil)
