@@ -17,12 +17,15 @@ def check_expectations(spec: Spec, inferred: InferredGraph) -> None:
 
     def value(container, key):
         raw = container[key]
-        try:
-            if isinstance(raw, list):
-                return [resolve(v, env) for v in raw]
-            return resolve(raw, env)
-        except ExpressionError as exc:
-            raise error(exc.code, f"expect {key}: {exc.message}", position_of(container, key), exc.hint) from None
+        items = raw if isinstance(raw, list) else [raw]
+        out = []
+        for index, item in enumerate(items):
+            try:
+                out.append(resolve(item, env))
+            except ExpressionError as exc:
+                where = position_of(raw, index) if isinstance(raw, list) else position_of(container, key)
+                raise error(exc.code, f"expect {key}: {exc.message}", where, exc.hint) from None
+        return out if isinstance(raw, list) else out[0]
 
     changed = list(spec.overrides) + (["--input"] if spec.input_overridden else [])
     hint = (f"`expect:` describes the spec as written; with {', '.join(changed)} changed, build the "

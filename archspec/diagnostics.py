@@ -24,6 +24,7 @@ class Position:
 
 # Exit status of a check that ran and failed (an `expect:` figure), as opposed to
 # an invalid spec or command line (2).
+MAX_NOTES = 8  # instantiation notes shown before the chain is elided
 EXIT_CHECK_FAILED = 1
 EXIT_INVALID = 2
 EXIT_INTERNAL = 3
@@ -54,8 +55,13 @@ class Diagnostic:
             caret = _caret_lines(self.pos)
             if caret:
                 lines.extend(caret)
-        for what, pos in self.trace:
+        shown = self.trace if len(self.trace) <= MAX_NOTES else self.trace[:MAX_NOTES - 1]
+        for what, pos in shown:
             lines.append(f"  = note: in {what}" + (f" instantiated at {pos}" if pos else ""))
+        if len(shown) < len(self.trace):
+            what, pos = self.trace[-1]
+            lines.append(f"  = note: ... {len(self.trace) - len(shown) - 1} more, outermost: {what}"
+                         + (f" at {pos}" if pos else ""))
         if self.hint:
             lines.append(f"  = hint: {self.hint}")
         return "\n".join(lines)

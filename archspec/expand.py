@@ -11,6 +11,7 @@ join (that is how torchvision names Inception's `branch5x5_1`).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
@@ -32,6 +33,7 @@ _FATAL = {"E0310", "E0311"}
 BROKEN = "<broken>"
 _RESERVED = set(COMMON_NODE_KEYS) | set(NODE_KINDS)
 _SELF_INPUT = "in"  # in `from:`, the input of the enclosing block or seq
+_NAME = re.compile(r"[A-Za-z0-9_]+")
 
 
 @dataclass
@@ -103,15 +105,19 @@ class _Expander:
             name = key
             if name is None:
                 name = node.get("name", str(index)) if isinstance(node, dict) else str(index)
-                name = self.value(name, scope.env, pos, "name")
-                if not isinstance(name, (str, int)) or not str(name).replace("_", "a").isalnum():
-                    self.fail("E0408", f"node name must be letters, digits and _, got {name!r}", pos, scope)
+                name = self.checked_name(self.value(name, scope.env, pos, "name"), pos, scope)
             result = self.recorded(lambda: self.node(str(name), node, scope, current, pos))
             if result is None:  # recorded an error: later nodes still get checked
                 scope.names.setdefault(str(name), BROKEN)
                 result = BROKEN
             current = result
         return current
+
+    def checked_name(self, name, pos, scope) -> str:
+        if isinstance(name, bool) or not isinstance(name, (str, int)) or not _NAME.fullmatch(str(name)):
+            self.fail("E0408", f"a node name must be letters, digits and _, got {name!r}", pos, scope,
+                      "dots separate namespaces and cannot be part of a name")
+        return str(name)
 
     def recorded(self, step):
         """Run one step; record its errors (unless fatal) and return None for them."""
@@ -124,18 +130,36 @@ class _Expander:
             return None
 
     def node(self, name: str, node, scope: _Scope, current: str, pos: Position) -> str:
+        try:
+            return self._node(name, node, scope, current, pos)
+        except SpecError as exc:  # errors from expressions and lookups learn where they happened
+            exc.diagnostics = [d if d.trace else replace(d, trace=scope.trace) for d in exc.diagnostics]
+            raise
+
+    def flag(self, node, key, env, scope) -> bool:
+        """A boolean node key (`when:`, `frozen:`): true or false, not merely truthy."""
+        value = self.value(node[key], env, node.where(key), key)
+        if not isinstance(value, bool):
+            self.fail("E0504", f"`{key}:` must be true or false, got {value!r}", node.where(key), scope,
+                      "write a comparison, e.g. `${n > 0}`" if isinstance(value, (int, float)) else None)
+        return value
+
+    def _node(self, name: str, node, scope: _Scope, current: str, pos: Position) -> str:
         if isinstance(node, list):  # a list value is shorthand for `seq:`
             node = make_map({"seq": node}, getattr(node, "pos", pos))
         pos = getattr(node, "pos", pos)
         # A switched-off node takes no name, so alternatives may share one.
-        if "when" in node and not self.value(node["when"], scope.env, node.where("when"), "when"):
+        if "when" in node and not self.flag(node, "when", scope.env, scope):
             scope.switched_off.setdefault(name, node.where("when"))
             return current
         if name in scope.names or name in scope.children:
             self.fail("E0306", f"duplicate name `{scope.prefix}{name}`", pos, scope,
                       "every node in one namespace needs its own name")
-        if "frozen" in node and self.value(node["frozen"], scope.env, node.where("frozen"), "frozen"):
+        if "frozen" in node and self.flag(node, "frozen", scope.env, scope):
             scope = replace(scope, frozen=True)  # shares the name tables; only this node is frozen
+        for key in ("at", "names"):
+            if key in node and "repeat" not in node:
+                self.fail("E0408", f"`{key}:` only applies to a node with `repeat:`", node.key_pos[key], scope)
         if "repeat" in node:
             return self.repeat(name, node, scope, current, pos)
         source = self.inputs_of(node, scope, current)
@@ -203,10 +227,11 @@ class _Expander:
             local = replace(group, env=env, frozen=scope.frozen or group.frozen)
             copy_name = str(i)
             if flat:
-                copy_name = str(self.value(node["names"], env, node.where("names"), "names"))
-                if copy_name == str(self.value(node["names"], {**env, "i": i + 1}, pos, "names")):
-                    self.fail("E0306", f"`names: {node['names']}` gives every copy the same name",
-                              node.where("names"), scope, "use the index, as in `block${i + 4}`")
+                copy_name = self.checked_name(self.value(node["names"], env, node.where("names"), "names"),
+                                              node.where("names"), scope)
+                if copy_name in group.names or copy_name in group.children:
+                    self.fail("E0306", f"`names:` gives copy {i} the name `{scope.prefix}{copy_name}`, "
+                              "already taken", node.where("names"), scope, "use the index, as in `block${i + 4}`")
             out = self.node(copy_name, item, local, out, pos)
         if not flat or name not in scope.names:
             scope.names[name] = out
@@ -230,9 +255,11 @@ class _Expander:
         except OpError as exc:
             where = node.where(exc.arg) if exc.arg in node else pos
             self.fail(exc.code, f"{scope.prefix}{name}: {exc.message}", where, scope, exc.hint)
-        if op.inputs is not None and len(source) != op.inputs:
-            self.fail("E0305", f"op `{op.name}` takes {op.inputs} input(s), `{scope.prefix}{name}` has {len(source)}",
-                      node.where("from") if "from" in node else pos, scope)
+        wanted = op.inputs if op.inputs is not None else "two or more"
+        if (len(source) != op.inputs) if op.inputs is not None else (len(source) < 2):
+            self.fail("E0305", f"op `{op.name}` takes {wanted} input(s), `{scope.prefix}{name}` has {len(source)}",
+                      node.where("from") if "from" in node else pos, scope,
+                      "list them: `from: [a, b]`" if op.inputs is None else None)
         arg_pos = {k: node.where(k) for k in given}
         return self.add_node(scope, name, op.name, args, source, pos, arg_pos)
 
@@ -255,6 +282,8 @@ class _Expander:
 
     def block(self, name, node, scope, source, pos) -> str:
         block_name = self.value(node["block"], scope.env, node.where("block"), "block")
+        if not isinstance(block_name, str):
+            self.fail("E0302", f"`block:` must name a block, got {block_name!r}", node.where("block"), scope)
         definition = self.blocks.get(block_name)
         if definition is None:
             self.fail("E0302", f"unknown block `{block_name}`", node.where("block"), scope,
@@ -264,13 +293,11 @@ class _Expander:
             chain = " -> ".join(scope.blocks_open + (block_name,))
             self.fail("E0309", f"block `{block_name}` instantiates itself ({chain})", node.where("block"), scope)
         declared = definition.get("args") or {}
+        for key in declared:
+            if key in _RESERVED:
+                self.fail("E0408", f"block `{block_name}` declares argument `{key}`, a node key, which "
+                          "could never be passed", position_of(declared, key), scope, "rename the argument")
         env = dict(self.spec.args)
-        for key, default in declared.items():
-            if key not in node:
-                if default is None:
-                    self.fail("E0304", f"block `{block_name}` needs argument `{key}`", pos, scope,
-                              f"declared at {position_of(declared, key)}")
-                env[key] = self.value(default, env, position_of(declared, key), f"default of `{key}`")
         for key, raw in node.items():
             if key in _RESERVED:
                 continue
@@ -278,6 +305,14 @@ class _Expander:
                 self.fail("E0303", f"block `{block_name}` has no argument `{key}`", node.key_pos.get(key, pos),
                           scope, did_you_mean(key, declared) or f"it takes: {', '.join(declared) or 'none'}")
             env[key] = self.value(raw, scope.env, node.where(key), f"`{key}`")
+        # Defaults are worked out after the given arguments, in order, so a default
+        # may use any argument given and any declared before it.
+        for key, default in declared.items():
+            if key not in node:
+                if default is None:
+                    self.fail("E0304", f"block `{block_name}` needs argument `{key}`", pos, scope,
+                              f"declared at {position_of(declared, key)}")
+                env[key] = self.value(default, env, position_of(declared, key), f"default of `{key}`")
         frame = (f"block `{block_name}` as `{scope.prefix}{name}`", pos)
         child = self.child_scope(scope, name, source[0], env, frame, block_name)
         child.blocks_open = scope.blocks_open + (block_name,)
@@ -296,35 +331,50 @@ class _Expander:
                 ends.append(start)
                 continue
             ends.append(self.body(branch, scope, start))
-        args = {k: self.value(v, scope.env, node.where(k), f"`{k}`") for k, v in node.items()
-                if k not in _RESERVED}
+        if len(ends) < 2:
+            self.fail("E0305", f"`{kind}:` joins two or more branches, `{scope.prefix}{name}` has {len(ends)}",
+                      node.where(kind), scope, "a single branch needs no join: write its nodes in the chain")
+        op = REGISTRY[kind]
+        args = {}
+        for key, raw in node.items():
+            if key in _RESERVED:
+                continue
+            if key not in op.args:
+                self.fail("E0303", f"`{kind}:` has no argument `{key}`", node.key_pos.get(key, pos), scope,
+                          did_you_mean(key, op.args) or f"it takes: {', '.join(op.args) or 'none'}")
+            args[key] = self.value(raw, scope.env, node.where(key), f"`{key}`")
         try:
-            args = REGISTRY[kind].normalise(args)
+            normalised = op.normalise(args)
         except OpError as exc:
-            self.fail(exc.code, exc.message, pos, scope, exc.hint)
-        return self.add_node(scope, name, kind, args, ends, pos)
+            self.fail(exc.code, exc.message, node.where(exc.arg) if exc.arg in node else pos, scope, exc.hint)
+        return self.add_node(scope, name, kind, normalised, ends, pos, {k: node.where(k) for k in args})
 
     # -- references -----------------------------------------------------------
     def lookup(self, scope: _Scope, ref: str, pos) -> str:
+        """The node a `from:` reference names, seen from `scope`; errors name the whole
+        reference and are reported in the scope that wrote it."""
         if not isinstance(ref, str):
             self.fail("E0305", f"`from:` needs a node name, got {ref!r}", pos, scope)
         if ref == _SELF_INPUT:
             return scope.input
-        if ref == INPUT:
-            return INPUT
-        head, _, rest = ref.partition(".")
-        if head in scope.names and not rest:
-            return scope.names[head]
-        if head in scope.children and rest:
-            return self.lookup(scope.children[head], rest, pos)
-        if head in scope.switched_off:
-            self.fail("E0305", f"`{ref}` is switched off by its `when:`", pos, scope,
-                      f"its condition is at {scope.switched_off[head]}")
-        if ref in self.nodes:  # a fully qualified name
+        if ref == INPUT or ref in self.nodes:  # the network input or a fully qualified name
             return ref
-        candidates = list(scope.names) + [_SELF_INPUT]
-        self.fail("E0305", f"unknown input `{ref}`", pos, scope,
-                  did_you_mean(ref, candidates) or f"names here: {', '.join(candidates)}")
+        here = scope
+        parts = ref.split(".")
+        for index, part in enumerate(parts):
+            last = index == len(parts) - 1
+            if last and part in here.names:
+                return here.names[part]
+            if not last and part in here.children:
+                here = here.children[part]
+                continue
+            if part in here.switched_off:
+                self.fail("E0305", f"`{ref}` is switched off by its `when:`", pos, scope,
+                          f"its condition is at {here.switched_off[part]}")
+            candidates = list(here.names) + ([_SELF_INPUT] if here is scope else [])
+            inside = f" (no `{part}` in `{here.prefix.rstrip('.')}`)" if here is not scope else ""
+            self.fail("E0305", f"unknown input `{ref}`{inside}", pos, scope,
+                      did_you_mean(part, candidates) or f"names there: {', '.join(candidates) or 'none'}")
 
     def settle(self, target):
         """A node name for what may still be a reference (to a reference...)."""
@@ -348,16 +398,16 @@ class _Expander:
         outputs = []
         for name, raw in declared.items():
             pos = position_of(declared, name)
-            spec = raw if isinstance(raw, dict) else {"from": raw}
-            env = root.env
-            if "when" in spec and not self.value(spec["when"], env, pos, "when"):
+            spec = raw if isinstance(raw, dict) else make_map({"from": raw}, pos)
+            if "when" in spec and not self.flag(spec, "when", root.env, root):
                 continue
-            ref = self.value(spec["from"], env, pos, "from")
-            train_only = bool(self.value(spec.get("train_only", False), env, pos, "train_only"))
-            outputs.append(Output(name, self.settle(self.lookup(root, ref, pos)), train_only, pos))
+            ref = self.value(spec["from"], root.env, spec.where("from"), "from")
+            train_only = "train_only" in spec and self.flag(spec, "train_only", root.env, root)
+            outputs.append(Output(name, self.settle(self.lookup(root, ref, spec.where("from"))), train_only, pos))
         if not any(not o.train_only for o in outputs):
-            raise error("E0314", "every output is train_only: eval mode would compute nothing",
-                        position_of(self.doc, "outputs"))
+            what = "is switched off or train_only" if outputs else "is switched off by its `when:`"
+            raise error("E0314", f"no output is left for eval mode: every output {what}",
+                        position_of(self.doc, "outputs"), "keep at least one output on in eval mode")
         return outputs
 
 

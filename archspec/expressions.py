@@ -61,7 +61,12 @@ def evaluate(text: str, env: dict):
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         raise ExpressionError("E0501", f"cannot parse expression `{text.strip()}`: {exc.msg}") from None
-    return _Evaluator(env).visit(tree.body)
+    try:
+        return _Evaluator(env).visit(tree.body)
+    except OverflowError:
+        raise ExpressionError("E0504", f"`{text.strip()}` overflows: the number is too large") from None
+    except RecursionError:
+        raise ExpressionError("E0505", "expression nests too deeply") from None
 
 
 FUNCTIONS = {

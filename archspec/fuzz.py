@@ -652,11 +652,11 @@ class Gen:
 
     # -- bodies ------------------------------------------------------------------------
     def body(self, scope: Scope, cur, start_ref, n_items, depth, rank1_ok=False, style=None,
-             name_items=False, template=None):
+             name_items=False, template=None, start_cond=False):
         """A body of about n_items nodes; returns (Body, out shape, last ref, last conditional)."""
         style = style or self.weighted([(4, "map"), (1, "list")])
         items = []
-        ref, conditional = start_ref, False
+        ref, conditional = start_ref, start_cond
         for index in range(n_items):
             if self.budget <= 0:
                 break
@@ -725,11 +725,11 @@ class Gen:
         elif kind == "identity":
             node = Node("op", op="identity", flow=True)
         elif kind == "concat":
-            node = self.concat(scope, cur, ref, depth)
+            node = self.concat(scope, cur, ref, depth, conditional)
         elif kind == "residual":
             node = self.residual(scope, cur, ref, conditional, depth)
         elif kind == "add":
-            node = self.add_many(scope, cur, ref, depth)
+            node = self.add_many(scope, cur, ref, depth, conditional)
         elif kind == "seq":
             node = self.seq(scope, cur, depth)
         elif kind == "block":
@@ -742,6 +742,8 @@ class Gen:
             node = Node("op", op=self.pick(ACTIVATIONS), flow=True)
         if node.when is None and not node.shorthand and self.chance(0.12):
             node.when = self.condition(env)[0]
+        if node.src is None and not node.shorthand and not conditional and self.chance(0.08):
+            node.src = ref  # `from:` naming the previous node: the default, written out
         if not node.shorthand and self.chance(0.05):
             node.doc = "fuzz: " + node.kind
         return node
@@ -765,9 +767,9 @@ class Gen:
         elif kind == "flatten":
             node = Node("op", op="flatten", flow=True)
         elif kind == "concat":
-            node = self.concat(scope, cur, ref, depth)
+            node = self.concat(scope, cur, ref, depth, conditional)
         else:
-            node = self.add_many(scope, cur, ref, depth)
+            node = self.add_many(scope, cur, ref, depth, conditional)
         if node.when is None and self.chance(0.1):
             node.when = self.condition(env)[0]
         return node
@@ -785,7 +787,7 @@ class Gen:
             groups = 1
             if self.chance(0.25):
                 groups = self.pick([d for d in range(1, C + 1) if C % d == 0])
-            raw, _ = self.int_value(env, 1, MAX_CHANNELS, ok=lambda v: v % groups == 0,
+            raw, _ = self.int_value(env, 1, max(MAX_CHANNELS, groups), ok=lambda v: v % groups == 0,
                                     prefer="out" if template else None,
                                     p_expr=0.7 if template and "out" in env else 0.35)
             args["out"] = raw
@@ -883,11 +885,11 @@ class Gen:
     # -- joins ---------------------------------------------------------------------------
     # Branch nodes are siblings of the join, so each branch is generated in a copy of the
     # join's scope (it sees the names before the join, not those of discarded attempts).
-    def _branch(self, scope, cur, start_ref, depth, n_max=3):
+    def _branch(self, scope, cur, start_ref, depth, n_max=3, start_cond=False):
         bscope = scope.clone()
         style = "list" if self.chance(0.25) else "map"
         body, end, last, last_cond = self.body(bscope, cur, start_ref, self.int(1, n_max), depth + 1,
-                                               style=style, name_items=True)
+                                               style=style, name_items=True, start_cond=start_cond)
         return bscope, body, end, last, last_cond
 
     def _append(self, body: Body, scope, cur, node):
@@ -898,7 +900,7 @@ class Gen:
         body.items.append((name if body.style == "map" else None, node))
         return cur, name
 
-    def concat(self, scope, cur, ref, depth):
+    def concat(self, scope, cur, ref, depth, conditional=False):
         branches, ends = [], []
         n = self.int(2, 3)
         if len(cur) == 1:
@@ -911,7 +913,7 @@ class Gen:
             if self.chance(0.15):  # the identity branch (DenseNet's)
                 bscope, body, end = scope.clone(), None, cur
             else:
-                bscope, body, end, _, _ = self._branch(scope, cur, ref, depth)
+                bscope, body, end, _, _ = self._branch(scope, cur, ref, depth, start_cond=conditional)
                 if len(cur) == 3 and len(end) == 1 and not flatten_all:
                     bscope, body, end = scope.clone(), None, cur  # cannot join (C, H, W) ones
             if flatten_all:
@@ -950,7 +952,8 @@ class Gen:
 
     def residual(self, scope, cur, ref, conditional, depth):
         """add: [body, {} or project]; the README's residual block."""
-        bscope, body, end, last, last_cond = self._branch(scope, cur, ref, depth, n_max=4)
+        bscope, body, end, last, last_cond = self._branch(scope, cur, ref, depth, n_max=4,
+                                                          start_cond=conditional)
         C, H, W = cur
         if len(end) != 3:
             return None
@@ -982,12 +985,12 @@ class Gen:
             branches.reverse()
         return Node("add", branches=branches, empty=self.pick(["{}", "~"]))
 
-    def add_many(self, scope, cur, ref, depth):
+    def add_many(self, scope, cur, ref, depth, conditional=False):
         """add: [b1, b2, ...] whose ends are fitted to the first branch's shape."""
         n = self.int(2, 3)
         branches, target = [], None
         for _ in range(n):
-            bscope, body, end, _, _ = self._branch(scope, cur, ref, depth, n_max=2)
+            bscope, body, end, _, _ = self._branch(scope, cur, ref, depth, n_max=2, start_cond=conditional)
             if len(end) != len(cur):
                 return None
             if target is None:
@@ -1010,14 +1013,14 @@ class Gen:
         """A primitive `op: add` or `op: concat` with `from:` naming earlier nodes."""
         if ref is None or conditional:
             return None
-        candidates = sorted(n for n, s in scope.names.items()
-                            if n != ref and len(s) == 3 and s[1:] == cur[1:])
-        if scope.input_name and len(scope.input) == 3 and scope.input[1:] == cur[1:] and ref != "in":
-            candidates.append("in")
+        known = dict(visible(scope))
+        if len(scope.input) == 3 and ref != "in":
+            known["in"] = scope.input
+        candidates = sorted(n for n, s in known.items() if n != ref and len(s) == 3 and s[1:] == cur[1:])
         if not candidates:
             return None
         other = self.pick(candidates)
-        other_shape = scope.input if other == "in" else scope.names[other]
+        other_shape = known[other]
         srcs = [ref, other] if self.chance(0.5) else [other, ref]
         if other_shape == cur and self.chance(0.5):
             return Node("op", op="add", src=srcs, flow=True)
@@ -1101,6 +1104,10 @@ class Gen:
             node = self.block_call(scope, cur, depth)
             if node is None:
                 return None
+            if "out" in node.args and self.chance(0.3):  # widths that grow with the copy index
+                c = self.int(0, 2)
+                node.args["out"] = E(f"${{{ev(node.args['out'], env)} + i * {c}}}",
+                                     lambda e, v=ev(node.args["out"], env), c=c: v + e["i"] * c)
         else:
             node = self.seq(scope, cur, depth)
             node.shorthand = False
@@ -1137,6 +1144,15 @@ class Gen:
             if self.trial("probe", node, scope, cur) is None:
                 node.repeat, node.names = None, None
         return node
+
+
+def visible(scope: Scope, depth: int = 2, prefix: str = ""):
+    """(reference, shape) of the names `from:` can reach from a scope, dotted ones too."""
+    for name, shape in scope.names.items():
+        yield prefix + name, shape
+    if depth > 1:
+        for name, child in scope.children.items():
+            yield from visible(child, depth - 1, f"{prefix}{name}.")
 
 
 def _ordered(args: dict, order: list) -> dict:
@@ -1272,7 +1288,8 @@ def valid_specs(draw, max_nodes: int = 30):
             outputs["aux"] = FlowMap({"from": aux_name, "when": E("$aux", lambda e: e["aux"]),
                                       "train_only": True})
         elif tops:
-            outputs["feat"] = g.pick(tops)
+            dotted = sorted(r for r, _ in visible(root) if "." in r)
+            outputs["feat"] = g.pick(dotted) if dotted and g.chance(0.4) else g.pick(tops)
         elif len(outputs) == 1 and g.chance(0.5):
             outputs = None
 
@@ -1320,6 +1337,17 @@ def _fail(message: str, text: str, overrides=None):
 
 def check_valid(example: Generated, stats: Counter | None = None) -> None:
     """Compile, infer, build and run a generated spec; raise PropertyFailure on a mismatch."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: threads only cost time
+    try:
+        _check_valid(example, stats)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check_valid(example: Generated, stats: Counter | None = None) -> None:
     import torch
     import torch.fx as fx
 
@@ -1447,16 +1475,28 @@ def check_valid(example: Generated, stats: Counter | None = None) -> None:
                 diff = (got - want).abs().max().item()
                 fail(f"{mode}: output `{oname}` of the generated forward differs from the same graph "
                      f"run without in-place ops (max abs diff {diff:.3g})")
-        if training:
-            torch.manual_seed(3)
-            outs = net(x.clone())
-            outs = outs if isinstance(outs, tuple) else (outs,)
-            loss = sum(o.float().sum() for o in outs)
-            if loss.requires_grad:
-                try:
-                    loss.backward()
-                except RuntimeError:
-                    fail(f"train: backward raised:\n{traceback.format_exc()}")
+        if training:  # gradients through the generated forward and the reference agree
+            weights = [torch.randn(o.shape, generator=torch.Generator().manual_seed(4)) for o in got_t]
+            grads = []
+            for forward in (net, reference):
+                net.zero_grad(set_to_none=True)
+                torch.manual_seed(3)
+                outs = forward(x.clone())
+                outs = outs if isinstance(outs, tuple) else (outs,)
+                loss = sum((o * w).sum() for o, w in zip(outs, weights))
+                if loss.requires_grad:
+                    try:
+                        loss.backward()
+                    except RuntimeError:
+                        which = "the generated forward" if forward is net else "the reference forward"
+                        fail(f"train: backward through {which} raised:\n{traceback.format_exc()}")
+                grads.append({n: p.grad for n, p in net.named_parameters()})
+            for pname, g1 in grads[0].items():
+                g2 = grads[1][pname]
+                if (g1 is None) != (g2 is None) or (g1 is not None and not torch.allclose(g1, g2, atol=1e-4,
+                                                                                       rtol=1e-4)):
+                    fail(f"train: the gradient of `{pname}` differs between the generated forward "
+                         "and the same graph run without in-place ops")
     stats["built and run"] += 1
 
 
@@ -1496,11 +1536,34 @@ def shipped_specs(directory: Path = SPECS_DIR) -> list:
     return sorted(p.name for p in Path(directory).glob("*.yaml"))
 
 
+_COMMENT = re.compile(r"(?:^|(?<=\s))#[^\n]*")
+
+
+def _code_spans(text: str) -> list:
+    """(start, end) of the text outside comments and blank lines, where mutations bite."""
+    spans, pos = [], 0
+    for m in _COMMENT.finditer(text):
+        spans.append((pos, m.start()))
+        pos = m.end()
+    spans.append((pos, len(text)))
+    return [(a, b) for a, b in spans if text[a:b].strip()]
+
+
+def _pick_line(draw, lines) -> int:
+    """A line index, mostly one that holds YAML rather than a comment."""
+    code = [i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")]
+    if code and draw(st.integers(0, 4)) < 4:
+        return code[draw(st.integers(0, len(code) - 1))]
+    return draw(st.integers(0, len(lines) - 1))
+
+
 def _mutate(draw, text: str, kind: str):
     lines = text.split("\n")
     n = len(lines)
     if kind == "replace_scalar" or kind == "copy_token":
-        tokens = list(_TOKEN.finditer(text))
+        spans = _code_spans(text)
+        all_tokens = list(_TOKEN.finditer(text))
+        tokens = [m for m in all_tokens if any(a <= m.start() < b for a, b in spans)] or all_tokens
         if not tokens:
             return text, "no token"
         m = tokens[draw(st.integers(0, len(tokens) - 1))]
@@ -1512,21 +1575,23 @@ def _mutate(draw, text: str, kind: str):
             new = draw(st.sampled_from(_REPLACEMENTS))
         return text[:m.start()] + new + text[m.end():], f"{kind} {m.group(0)!r}@{m.start()} -> {new!r}"
     if kind == "delete_line":
-        i = draw(st.integers(0, n - 1))
+        i = _pick_line(draw, lines)
         return "\n".join(lines[:i] + lines[i + 1:]), f"delete line {i + 1}"
     if kind == "duplicate_line":
-        i = draw(st.integers(0, n - 1))
+        i = _pick_line(draw, lines)
         return "\n".join(lines[:i + 1] + lines[i:]), f"duplicate line {i + 1}"
     if kind == "swap_lines":
-        i, j = draw(st.integers(0, n - 1)), draw(st.integers(0, n - 1))
+        i, j = _pick_line(draw, lines), _pick_line(draw, lines)
         lines[i], lines[j] = lines[j], lines[i]
         return "\n".join(lines), f"swap lines {i + 1} and {j + 1}"
     if kind == "insert_chars":
-        pos = draw(st.integers(0, len(text)))
+        spans = _code_spans(text) or [(0, len(text))]
+        a, b = spans[draw(st.integers(0, len(spans) - 1))]
+        pos = draw(st.integers(a, b))
         chars = draw(st.text(alphabet=_CHARS, min_size=1, max_size=4))
         return text[:pos] + chars + text[pos:], f"insert {chars!r} at {pos}"
     if kind == "indent":
-        i = draw(st.integers(0, n - 1))
+        i = _pick_line(draw, lines)
         line = lines[i]
         body = line.lstrip(" ")
         how = draw(st.sampled_from(["more", "less", "tab"]))
@@ -1648,8 +1713,12 @@ class MutationBench:
         if not file.is_file():
             fail(f"diagnostic names a missing file: {line}")
         text = file.read_text(encoding="utf-8", errors="replace")
-        n_lines = len(text.split("\n"))
-        if not 1 <= int(m.group("line")) <= n_lines or int(m.group("col")) < 1:
+        lines = text.split("\n")
+        line_no, col = int(m.group("line")), int(m.group("col"))
+        # PyYAML puts the end of a file without a final newline on the line after it.
+        at_end = line_no == len(lines) + 1 and col == 1
+        if not (1 <= line_no <= len(lines) or at_end) or col < 1:
+            n_lines = len(lines)
             fail(f"diagnostic position outside the file ({n_lines} lines): {line}")
 
 

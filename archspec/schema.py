@@ -87,19 +87,25 @@ def build_schema() -> dict:
         "if": {"not": {"required": ["extends"]}},
         "then": {"required": ["graph", "input"]},
         "$defs": {
-            "body": {"anyOf": [
-                {"type": "object", "propertyNames": _NODE_NAME, "minProperties": 1,
-                 "additionalProperties": {"$ref": "#/$defs/node"}},
-                {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/node"}},
-            ]},
-            "node": {"anyOf": [
-                {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/node"}},
-                {"$ref": "#/$defs/node_map"},
-            ]},
+            # if/then/else rather than anyOf, so each mistake is reported on its own.
+            "body": {
+                "type": ["object", "array"],
+                "if": {"type": "array"},
+                "then": {"minItems": 1, "items": {"$ref": "#/$defs/node"}},
+                "else": {"propertyNames": _NODE_NAME, "minProperties": 1,
+                         "additionalProperties": {"$ref": "#/$defs/node"}},
+            },
+            "node": {
+                "type": ["object", "array"],
+                "if": {"type": "array"},
+                "then": {"minItems": 1, "items": {"$ref": "#/$defs/node"}},
+                "else": {"$ref": "#/$defs/node_map"},
+            },
             "node_map": node_map,
-            "branches": {"type": "array", "minItems": 1, "items": {"anyOf": [
-                {"type": "null"}, {"type": "object", "maxProperties": 0},
-                {"$ref": "#/$defs/body"}]}},
+            "branches": {"type": "array", "minItems": 1, "items": {
+                "if": {"anyOf": [{"type": "null"}, {"type": "object", "maxProperties": 0}]},
+                "then": True,
+                "else": {"$ref": "#/$defs/body"}}},
             "block": {
                 "type": "object",
                 "properties": {
@@ -111,10 +117,12 @@ def build_schema() -> dict:
                 "required": ["body"],
                 "additionalProperties": False,
             },
-            "output": {"anyOf": [_REF, {
-                "type": "object",
-                "properties": {"from": _REF, "when": _BOOL_OR_EXPR, "train_only": _BOOL_OR_EXPR},
-                "required": ["from"], "additionalProperties": False}]},
+            "output": {
+                "type": ["string", "object"],
+                "if": {"type": "string"},
+                "then": _REF,
+                "else": {"properties": {"from": _REF, "when": _BOOL_OR_EXPR, "train_only": _BOOL_OR_EXPR},
+                         "required": ["from"], "additionalProperties": False}},
             "expect": {
                 "type": "object",
                 "properties": {
@@ -145,9 +153,16 @@ def _get_validator():
 
 def validate_document(document) -> None:
     """Raise SpecError listing every schema violation, each at its own position."""
-    errors = sorted(_get_validator().iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
+    errors = list(_get_validator().iter_errors(document))
     if errors:
-        raise SpecError([_diagnostic(document, e) for e in errors])
+        diagnostics = []
+        for e in errors:
+            found = _diagnostic(document, e)
+            diagnostics.extend(found if isinstance(found, list) else [found])
+        if not diagnostics:  # every error was a shadow of another; say something anyway
+            diagnostics = [Diagnostic("E0201", errors[0].message, document.pos)]
+        diagnostics.sort(key=lambda d: (d.pos.line, d.pos.col) if d.pos else (0, 0))
+        raise SpecError(diagnostics)
 
 
 def _locate(document, path):
@@ -170,10 +185,71 @@ def _position(document, path):
 
 
 def _deepest(err):
-    """Among the alternatives of an anyOf/oneOf, the one that got furthest."""
+    """Among the alternatives of an anyOf/oneOf, the one that got furthest (ties go to
+    the first written, so the choice never depends on hashing)."""
     while err.context:
-        err = max(err.context, key=lambda e: (len(e.absolute_path), e.validator != "type"))
+        best = max(len(e.absolute_path) for e in err.context)
+        err = next(e for e in err.context if len(e.absolute_path) == best)
     return err
+
+
+def _unknown_keys(document, err, path, where) -> list:
+    instance = err.instance if isinstance(err.instance, dict) else {}
+    if err.validator == "additionalProperties":
+        allowed, owner, op = set(err.schema.get("properties") or ()), f"`{where}`", None
+    else:  # a node: its op's arguments and the common keys
+        kinds = [k for k in NODE_KINDS if k in instance]
+        op = REGISTRY.get(instance.get("op"))
+        if len(kinds) != 1 or ("op" in instance and op is None):
+            return []  # the missing or unknown kind is the error, reported on its own
+        if "block" in instance:
+            return []  # block arguments are checked against the block's declaration
+        allowed = set(COMMON_NODE_KEYS) | set(NODE_KINDS) | (set(op.args) if op else set())
+        if "concat" in instance or "add" in instance:
+            allowed.add("dim")
+        owner = f"op `{op.name}`" if op else f"`{where}`"
+    found = []
+    for key in instance:
+        if key in allowed:
+            continue  # a known key whose value failed: reported by its own error
+        pos = instance.key_pos.get(key) if hasattr(instance, "key_pos") else None
+        hint = did_you_mean(key, allowed)
+        if op and not hint:
+            hint = f"`{op.name}` takes: {', '.join(op.args) or 'no arguments'}"
+        found.append(Diagnostic("E0202", f"unknown key `{key}` in {owner}", pos or _position(document, path),
+                                hint))
+    return found
+
+
+def _offers_expression(err) -> bool:
+    return err.validator == "anyOf" and EXPRESSION_SCHEMA in err.validator_value
+
+
+def _describe_options(options) -> str:
+    words = []
+    for option in options:
+        if option == EXPRESSION_SCHEMA:
+            continue
+        if "enum" in option:
+            words.append("one of " + ", ".join(map(str, option["enum"])))
+        elif "oneOf" in option:  # an integer or a pair
+            words.append("an integer or a list of two integers")
+        elif option.get("type") == "array":
+            words.append("a list")
+        else:
+            words.append({"integer": "an integer", "number": "a number", "boolean": "true or false",
+                          "null": "null (~)", "string": "text"}.get(option.get("type"), "a value"))
+    return " or ".join(words) + " or an expression like ${...}"
+
+
+def _yaml_hint(value) -> str | None:
+    if isinstance(value, str) and re.fullmatch(r"[-+]?[0-9.]+[eE][-+]?[0-9]+", value):
+        return f"YAML 1.1 reads `{value}` as text; write it with a dot and a signed exponent (1.0e-3) or as 0.001"
+    if isinstance(value, str) and value.lower() in ("yes", "no", "on", "off", "y", "n"):
+        return "write true or false"
+    if isinstance(value, str) and re.fullmatch(r"[0-9]+(x[0-9]+)+", value):
+        return "write a shape as a list: [3, 224, 224]"
+    return None
 
 
 def _diagnostic(document, err) -> Diagnostic:
@@ -185,26 +261,21 @@ def _diagnostic(document, err) -> Diagnostic:
             f"`{where}` says neither what it is nor what it contains")
         return Diagnostic("E0203", msg, _position(document, err.absolute_path),
                           "add `op: NAME`, `block: NAME`, `seq:`, `concat:` or `add:`")
-    err = _deepest(err)
+    err = _deepest(err) if not _offers_expression(err) else err
     path = list(err.absolute_path)
     where = ".".join(map(str, path)) or "the document"
+    if _offers_expression(err):
+        return Diagnostic("E0201", f"`{where}` must be {_describe_options(err.validator_value)}, "
+                          f"got {err.instance!r}", _position(document, path), _yaml_hint(err.instance))
+    if err.validator == "enum" and path and path[-1] == "op":
+        return Diagnostic("E0301", f"unknown op `{err.instance}`", _position(document, path),
+                          did_you_mean(err.instance, REGISTRY) or "ops: " + ", ".join(sorted(REGISTRY)))
     if err.validator in ("unevaluatedProperties", "additionalProperties"):
-        extra = re.findall(r"'([^']+)'", err.message)
-        key = next((k for k in extra if isinstance(err.instance, dict) and k in err.instance), None)
-        allowed = set(COMMON_NODE_KEYS) | set(NODE_KINDS)
-        op = REGISTRY.get(err.instance.get("op")) if isinstance(err.instance, dict) else None
-        if op is not None:
-            allowed |= set(op.args)
-        elif isinstance(err.schema.get("properties"), dict):
-            allowed = set(err.schema["properties"])
-        pos = err.instance.key_pos.get(key) if hasattr(err.instance, "key_pos") else None
-        owner = f"op `{op.name}`" if op else f"`{where}`"
-        hint = did_you_mean(key, allowed) if key else None
-        if op and not hint:
-            hint = f"`{op.name}` takes: {', '.join(op.args) or 'no arguments'}"
-        return Diagnostic("E0202", f"unknown key `{key}` in {owner}", pos or _position(document, path), hint)
+        return _unknown_keys(document, err, path, where)
     if err.validator == "required":
         missing = re.findall(r"'([^']+)' is a required property", err.message)
+        if missing and isinstance(err.instance, dict) and did_you_mean(missing[0], err.instance):
+            return []  # a misspelt key: its unknown-key error says "did you mean"
         return Diagnostic("E0203", f"`{where}` is missing `{missing[0] if missing else '?'}`",
                           _position(document, path))
     return Diagnostic("E0201", f"`{where}`: {err.message}", _position(document, path))

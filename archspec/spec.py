@@ -199,9 +199,10 @@ def parse_shape(text: str) -> tuple:
     else:
         parts = str(text).lower().replace(",", "x").split("x")
     try:
-        dims = tuple(int(p) for p in parts)
+        dims = tuple(p if isinstance(p, int) and not isinstance(p, bool) else int(str(p).strip())
+                     for p in parts)
     except (TypeError, ValueError):
-        raise ValueError(f"`{text}` is not a shape like 3x224x224") from None
+        raise ValueError(f"`{text}` is not a shape like 3x224x224: every size is a whole number") from None
     if not dims or any(d < 1 for d in dims):
         raise ValueError(f"`{text}`: every dimension must be a positive integer")
     return dims
@@ -217,11 +218,19 @@ def _input_shape(document, override, values, path) -> tuple:
     pos = position_of(document, "input")
     if raw is None:
         raise error("E0304", "the spec has no `input:` shape", document.pos, "add `input: [3, 224, 224]`")
+    items = raw if isinstance(raw, list) else [raw]
+    value = []
+    for index, item in enumerate(items):
+        where = position_of(raw, index) if isinstance(raw, list) else pos
+        try:
+            value.append(resolve(item, values))
+        except ExpressionError as exc:
+            raise error(exc.code, f"input: {exc.message}", where, exc.hint) from None
+        if isinstance(raw, list) and not (isinstance(value[-1], int) and not isinstance(value[-1], bool)
+                                          and value[-1] >= 1):
+            raise error("E0408", f"input: every size must be a positive whole number, got {value[-1]!r}", where)
     try:
-        value = _deep_resolve(raw, values)
-        return parse_shape(value)
-    except ExpressionError as exc:
-        raise error(exc.code, f"input: {exc.message}", pos, exc.hint) from None
+        return parse_shape(value if isinstance(raw, list) else value[0])
     except ValueError as exc:
         raise error("E0408", f"input: {exc}", pos) from None
 

@@ -19,7 +19,7 @@ VERIFY_BATCH = 2  # batch norm in training mode needs more than one value per ch
 def verify(inferred: InferredGraph, name: str = "network") -> None:
     net = build_module(inferred, name, device="meta")
     modules = dict(net.named_modules())
-    problems = []
+    problems, reported = [], set()
     for training in (True, False):
         net.train(training)
         graph = _trace(inferred, {k: modules[k] for k in modules if k and k in inferred.graph.nodes}, training)
@@ -39,10 +39,11 @@ def verify(inferred: InferredGraph, name: str = "network") -> None:
         names = _fx_to_spec_names(graph, inferred)
         for fx_node, shape in by_fx_name.items():
             spec_name = names.get(fx_node)
-            if spec_name is None:
+            if spec_name is None or spec_name in reported:
                 continue
             expected = inferred.facts[spec_name].shape
             if shape != expected:
+                reported.add(spec_name)  # once, though both modes run it
                 problems.append(Diagnostic(
                     "E0704", f"internal error: `{spec_name}` was inferred as {list(expected)} but "
                     f"PyTorch computes {list(shape)}", inferred.graph.nodes[spec_name].pos,

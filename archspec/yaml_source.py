@@ -16,11 +16,13 @@ MAX_DOCUMENT_BYTES = 2_000_000
 # Values visited while converting, aliases counted once per use: stops "billion
 # laughs" documents, whose aliases expand to exponentially many values.
 MAX_EXPANDED_VALUES = 200_000
+MAX_NESTING = 100  # levels of maps and lists; the shipped specs use about 15
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _CORE_TAGS = {
     "tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "map", "seq")
 }
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _scalar_builder = yaml.SafeLoader("")
 
 
@@ -65,17 +67,78 @@ def load_text(text: str, file: str):
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        pos = Position(file, mark.line + 1, mark.column + 1) if mark else Position(file, 1, 1)
-        problem = exc.problem or "invalid YAML"
-        if exc.context:
-            problem = f"{problem} ({exc.context})"
-        raise error("E0101", f"YAML syntax: {problem}", pos) from None
+        raise _syntax_error(exc, text, file) from None
     except yaml.YAMLError as exc:
         raise error("E0101", f"YAML syntax: {exc}", Position(file, 1, 1)) from None
+    except RecursionError:
+        raise error("E0311", "the document nests too deeply to read", Position(file, 1, 1)) from None
     if node is None:
         raise error("E0101", "the document is empty", Position(file, 1, 1))
+    _check_expanded_size(node, file)
     return _Converter(file).convert(node)
+
+
+def _syntax_error(exc, text: str, file: str):
+    lines = text.count("\n") + 1
+    mark = exc.problem_mark
+    # A construct left open (a quote, a bracket) is found only at the end of the file;
+    # where it was opened is the useful place.
+    if mark is None or (exc.context_mark is not None and mark.line + 1 >= lines):
+        mark = exc.context_mark or mark
+    pos = Position(file, mark.line + 1, mark.column + 1) if mark else Position(file, 1, 1)
+    problem = exc.problem or "invalid YAML"
+    if exc.context:
+        problem = f"{problem} ({exc.context})"
+    hint = None
+    if "\t" in text and "cannot start any token" in problem:
+        hint = "YAML does not allow tabs for indentation: use spaces"
+    return error("E0101", f"YAML syntax: {problem}", pos, hint)
+
+
+def _check_expanded_size(root, file: str) -> None:
+    """Count the values the document expands to, aliases included, without expanding
+    it: each node's size is worked out once. Stops alias bombs and recursive aliases
+    before any conversion starts."""
+    size: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack = [(root, False, 1)]
+    while stack:
+        node, children_done, depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise error("E0311", f"the document nests deeper than {MAX_NESTING} levels", _pos(file, node),
+                        "flatten it with blocks")
+        key = id(node)
+        if children_done:
+            on_path.discard(key)
+            parts = node.value if isinstance(node, yaml.SequenceNode) else \
+                [n for pair in node.value for n in pair]
+            total = 1 + sum(size[id(n)] for n in parts)
+            if total > MAX_EXPANDED_VALUES:
+                raise error("E0105", f"aliases expand to more than {MAX_EXPANDED_VALUES:,} values",
+                            _pos(file, node), "a spec this large is almost surely an alias bomb")
+            size[key] = total
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            raise error("E0105", "an alias refers to the value that contains it", _pos(file, node),
+                        "a recursive alias would expand forever")
+        if not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            size[key] = 1
+            continue
+        on_path.add(key)
+        stack.append((node, True, depth))
+        parts = node.value if isinstance(node, yaml.SequenceNode) else [n for pair in node.value for n in pair]
+        for child in parts:
+            if id(child) in on_path:
+                raise error("E0105", "an alias refers to the value that contains it", _pos(file, child),
+                            "a recursive alias would expand forever")
+            if id(child) not in size:
+                stack.append((child, False, depth + 1))
+
+
+def _pos(file, node) -> Position:
+    return Position(file, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
 def read_text(path: str, shown_as: str | None = None) -> str:
@@ -95,16 +158,13 @@ def read_text(path: str, shown_as: str | None = None) -> str:
 class _Converter:
     def __init__(self, file: str):
         self.file = file
-        self.visited = 0
 
     def pos(self, node) -> Position:
-        return Position(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
+        return _pos(self.file, node)
 
     def convert(self, node):
-        self.visited += 1
-        if self.visited > MAX_EXPANDED_VALUES:
-            raise error("E0105", f"aliases expand to more than {MAX_EXPANDED_VALUES:,} values",
-                        self.pos(node), "a spec this large is almost surely an alias bomb")
+        if node.tag == _TIMESTAMP:  # `2024-01-01` in a description: keep the text
+            return node.value
         if node.tag not in _CORE_TAGS:
             raise error("E0103", f"tag `{node.tag}` is not allowed; specs hold plain data only",
                         self.pos(node), "remove the tag; nothing in a spec is ever executed")
@@ -114,7 +174,10 @@ class _Converter:
             out = SourceList(self.convert(item) for item in node.value)
             out.pos, out.item_pos = self.pos(node), [self.pos(item) for item in node.value]
             return out
-        return _scalar_builder.construct_object(node)
+        try:
+            return _scalar_builder.construct_object(node)
+        except ValueError as exc:  # e.g. an integer of thousands of digits
+            raise error("E0201", f"cannot read this number: {exc}", self.pos(node)) from None
 
     def _mapping(self, node):
         out = SourceMap()
@@ -124,6 +187,9 @@ class _Converter:
                 raise error("E0103", "YAML merge keys (`<<`) are not supported",
                             self.pos(key_node), "use a block with arguments instead")
             key = self.convert(key_node)
+            if isinstance(key, bool) or key is None:
+                raise error("E0201", f"key `{key_node.value}` is read by YAML as {key!r}, not as a name",
+                            self.pos(key_node), f"quote it: '{key_node.value}'")
             if isinstance(key, (list, dict)):
                 raise error("E0201", "mapping keys must be plain scalars", self.pos(key_node))
             if key in out:

@@ -80,7 +80,7 @@ def test_failed_build_leaves_existing_output_untouched(tmp_path, capsys):
 
 @pytest.mark.parametrize("text, code, line", [
     ("input: [3, 8, 8]\ngraph:\n  c: {op: conv, out: 4, k: 9}\n", "E0404", 3),
-    ("input: [3, 8, 8]\ngraph:\n  c: {op: cnov, out: 4, k: 3}\n", "E0201", 3),
+    ("input: [3, 8, 8]\ngraph:\n  c: {op: cnov, out: 4, k: 3}\n", "E0301", 3),
     ("input: [3, 8, 8]\ngraph:\n  c: {op: conv, out: 4, k: 3, kernel: 3}\n", "E0202", 3),
     ("input: [3, 8, 8]\ngraph:\n  c: {op: conv, out: 4, k: [3}\n", "E0101", 3),
     ("input: [3, 8, 8]\ngraph:\n  c: {op: relu, from: nowhere}\n", "E0305", 3),

@@ -19,8 +19,10 @@ class _WindowPool(Op):
         stride = a["stride"] or k
         pad = a["pad"]
         for i, axis in enumerate(("height", "width")):
-            if k[i] < 1 or stride[i] < 1 or pad[i] < 0:
-                raise OpError("E0408", f"{self.name} needs k, stride >= 1 and pad >= 0 ({axis})", arg="k")
+            for value, arg, least in ((k[i], "k", 1), (stride[i], "stride", 1), (pad[i], "pad", 0)):
+                if value < least:
+                    raise OpError("E0408", f"{self.name} `{arg}` must be at least {least} ({axis}), got {value}",
+                                  arg=arg)
             if pad[i] * 2 > k[i]:
                 raise OpError("E0408", f"{self.name} padding {pad[i]} exceeds half the window {k[i]}",
                               "PyTorch allows at most k // 2 padding for pools", arg="pad")
