@@ -1,0 +1,75 @@
+"""Keep docs/errors.md's examples equal to what archspec prints for them.
+
+`python docs/error_examples.py` rewrites each example taken from the bad-spec corpus
+(or from a shipped spec on the command line); `--check` lists the stale ones and
+exits 1 (tests/test_bad_specs.py runs it).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import shlex
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "errors.md"
+_EXAMPLE = re.compile(
+    r"Example \((?:\[`(?P<file>[^`]+)`\]\(\.\./tests/bad_specs/[^)]+\)|`(?P<cmd>archspec [^`]+)`)\):\n\n```\n"
+    r"(?P<body>.*?)\n```", re.S)
+
+
+def _run(argv: list) -> str:
+    from archspec.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        main(argv)
+    return err.getvalue().rstrip("\n")
+
+
+def _output(match) -> str | None:
+    if match["file"]:
+        return _run(["validate", f"tests/bad_specs/{match['file']}"])
+    argv = shlex.split(match["cmd"])[1:]
+    if "-o" in argv:  # writes a file: leave it as documented
+        return None
+    return _run(argv)
+
+
+def refreshed(text: str) -> tuple[str, list]:
+    stale = []
+
+    def replace(match):
+        output = _output(match)
+        if output is None or output == match["body"]:
+            return match[0]
+        stale.append(match["file"] or match["cmd"])
+        return match[0].replace(match["body"], output)
+
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        return _EXAMPLE.sub(replace, text), stale
+    finally:
+        os.chdir(cwd)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    text = DOC.read_text(encoding="utf-8")
+    new, stale = refreshed(text)
+    if "--check" in argv:
+        for name in stale:
+            print(f"stale example: {name}")
+        return 1 if stale else 0
+    DOC.write_text(new, encoding="utf-8")
+    print(f"refreshed {len(stale)} example(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
