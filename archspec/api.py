@@ -4,15 +4,17 @@ from __future__ import annotations
 import gc
 from contextlib import contextmanager
 from os import PathLike
+from typing import TYPE_CHECKING
 
-from .build import CompiledNetwork, build_module
 from .diagnostics import SpecError, error
 from .check import check_expectations
 from .expand import expand
 from .infer import InferredGraph, infer
 from .spec import Spec, load as _load
 from .summary import Summary, summarize_graph
-from .verify import verify as _verify
+
+if TYPE_CHECKING:
+    from .builder import CompiledNetwork
 
 
 def load(path: str | PathLike, input_shape=None, **overrides) -> Spec:
@@ -74,7 +76,7 @@ def _add_shape_errors(exc: SpecError) -> None:
 
 
 def build(path_or_spec, *, device=None, dtype=None, verify: bool = False, check: bool = True,
-          input_shape=None, max_params: int | None = None, **overrides) -> CompiledNetwork:
+          input_shape=None, max_params: int | None = None, **overrides) -> "CompiledNetwork":
     """Compile a spec into a torch.nn.Module (on `device`/`dtype` directly, "meta" included).
 
     `check=False` skips the spec's `expect:` figures; `verify=True` also runs a
@@ -82,7 +84,11 @@ def build(path_or_spec, *, device=None, dtype=None, verify: bool = False, check:
     spec, inferred = compile_spec(path_or_spec, input_shape, check=check, max_params=max_params,
                                   **overrides)
     if verify:
-        _verify(inferred, spec.name)
+        from .verify import verify as verify_shapes
+
+        verify_shapes(inferred, spec.name)
+    from .builder import build_module  # torch is imported here, not for validate or summary
+
     return build_module(inferred, spec.name, device=device, dtype=dtype)
 
 

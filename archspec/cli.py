@@ -152,7 +152,7 @@ def cmd_validate(args) -> int:
 
 def cmd_build(args) -> int:
     from .artifact import save_built
-    from .build import build_module
+    from .builder import build_module
     from .verify import verify
 
     spec, inferred = _compile(args, args.spec)

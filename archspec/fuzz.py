@@ -97,6 +97,7 @@ class Node:
     names: object = None             # flat repeat name template (E)
     name: object = None              # `name:` of a list item
     doc: str | None = None
+    frozen: object = None            # `frozen:` (bool or E)
     flow: bool = False               # written as a flow mapping {...}
     shorthand: bool = False          # seq written as a list value
 
@@ -118,21 +119,27 @@ INPUT = "input"
 
 
 class Scope:
-    def __init__(self, prefix: str, env: dict, input_shape, input_name: str):
+    """A namespace: its names, and (for generation) the counter that names new nodes."""
+
+    def __init__(self, prefix: str, env: dict, input_shape, input_name: str, frozen: bool = False):
         self.prefix, self.env, self.input, self.input_name = prefix, env, input_shape, input_name
+        self.frozen = frozen
         self.names: dict = {}        # local name -> output shape
         self.children: dict = {}     # local name -> Scope
         self.switched: set = set()
+        self.counter = [0]           # shared by copies: one namespace, one sequence of names
 
     def clone(self) -> "Scope":
-        c = Scope(self.prefix, self.env, self.input, self.input_name)
+        c = Scope(self.prefix, self.env, self.input, self.input_name, self.frozen)
         c.names, c.children, c.switched = dict(self.names), dict(self.children), set(self.switched)
+        c.counter = self.counter
         return c
 
-    def view(self, env) -> "Scope":
-        """Same namespace, another environment (a repeat copy)."""
-        c = Scope(self.prefix, env, self.input, self.input_name)
-        c.names, c.children, c.switched = self.names, self.children, self.switched
+    def view(self, env=None, frozen=None) -> "Scope":
+        """The same namespace (shared tables), another environment or frozen flag."""
+        c = Scope(self.prefix, self.env if env is None else env, self.input, self.input_name,
+                  self.frozen if frozen is None else frozen)
+        c.names, c.children, c.switched, c.counter = self.names, self.children, self.switched, self.counter
         return c
 
 
@@ -261,6 +268,7 @@ class Run:
         self.shapes: dict = {}
         self.params: dict = {}
         self.ops: dict = {}
+        self.frozen: dict = {}
 
     def body(self, body: Body, scope: Scope, cur):
         for index, (key, node) in enumerate(body.items):
@@ -297,16 +305,18 @@ class Run:
             return cur
         if name in scope.names or name in scope.children:
             raise Invalid(f"duplicate name {scope.prefix}{name}")
+        if node.frozen is not None and ev(node.frozen, scope.env):
+            scope = scope.view(frozen=True)  # this node and everything inside it
         if node.repeat is not None:
             return self.repeat(name, node, scope, cur)
         src = self.sources(node, scope, cur)
         if node.kind == "op":
             args = {k: ev(v, scope.env) for k, v in node.args.items()}
-            out = self.record(scope.prefix + name, node.op, args, src)
+            out = self.record(scope.prefix + name, node.op, args, src, scope.frozen)
         elif node.kind == "block":
             out = self.block(name, node, scope, src[0])
         elif node.kind == "seq":
-            child = Scope(f"{scope.prefix}{name}.", scope.env, src[0], "in")
+            child = Scope(f"{scope.prefix}{name}.", scope.env, src[0], "in", scope.frozen)
             scope.children[name] = child
             out = self.body(node.body, child, src[0])
         else:
@@ -314,11 +324,12 @@ class Run:
         scope.names[name] = out
         return out
 
-    def record(self, qualified, op, args, shapes):
+    def record(self, qualified, op, args, shapes, frozen=False):
         if qualified in self.shapes:
             raise Invalid(f"duplicate node {qualified}")
         out, params = op_rule(op, args, shapes)
         self.shapes[qualified], self.params[qualified], self.ops[qualified] = out, params, op
+        self.frozen[qualified] = frozen
         return out
 
     def block(self, name, node, scope, source):
@@ -336,7 +347,7 @@ class Run:
             if key not in definition.args:
                 raise Invalid(f"block {block_name} has no argument {key}")
             env[key] = ev(raw, scope.env)
-        child = Scope(f"{scope.prefix}{name}.", env, source, "in")
+        child = Scope(f"{scope.prefix}{name}.", env, source, "in", scope.frozen)
         scope.children[name] = child
         return self.body(definition.body, child, source)
 
@@ -348,7 +359,7 @@ class Run:
             branch = node.branches[i]
             ends[i] = start if branch is None else self.body(branch, scope, start)
         args = {"dim": ev(node.dim, scope.env)} if node.dim is not None else {}
-        return self.record(scope.prefix + name, node.kind, args, ends)
+        return self.record(scope.prefix + name, node.kind, args, ends, scope.frozen)
 
     def repeat(self, name, node, scope, cur):
         count = ev(node.repeat, scope.env)
@@ -364,13 +375,13 @@ class Run:
         if flat:
             group = scope
         else:
-            group = Scope(f"{scope.prefix}{name}.", scope.env, out, "in")
+            group = Scope(f"{scope.prefix}{name}.", scope.env, out, "in", scope.frozen)
             scope.children[name] = group
         for i in range(count):
             item = Node(**{**node.__dict__, "repeat": None, "at": None, "src": None, "names": None,
                            "args": {**node.args, **overrides.get(i, {})}})
             env = {**scope.env, "i": i}
-            local = group.view(env)
+            local = group.view(env, frozen=scope.frozen or group.frozen)
             copy_name = str(i)
             if flat:
                 copy_name = str(ev(node.names, env))
@@ -499,7 +510,8 @@ def _node_yaml(node: Node):
         if node.dim is not None:
             d["dim"] = node.dim
     for key, value in (("name", node.name), ("from", node.src), ("when", node.when),
-                       ("repeat", node.repeat), ("names", node.names), ("doc", node.doc)):
+                       ("repeat", node.repeat), ("names", node.names), ("frozen", node.frozen),
+                       ("doc", node.doc)):
         if value is not None:
             d[key] = value
     if node.at:
@@ -532,6 +544,7 @@ class Generated:
     shapes: dict          # qualified node -> per-sample shape
     params: dict          # qualified node -> parameters
     ops: dict             # qualified node -> op
+    frozen: dict          # qualified node -> whether its weights are frozen
     outputs: list         # [(name, shape, train_only)] active outputs, declared order
 
     def __repr__(self):
@@ -570,9 +583,14 @@ class Gen:
             r -= w
         return options[-1][1]
 
-    def fresh(self, stem: str) -> str:
-        self.counter += 1
-        return f"{stem}{self.counter}"
+    def fresh(self, stem: str, scope: "Scope | None" = None) -> str:
+        """A new name: unique in its namespace (so names repeat across namespaces, as
+        `conv1` and `layer1.0.conv1` do), or in the whole spec without a scope."""
+        counter = scope.counter if scope is not None else [self.counter]
+        counter[0] += 1
+        if scope is None:
+            self.counter = counter[0]
+        return f"{stem}{counter[0]}"
 
     # -- expressions -------------------------------------------------------------------
     def int_vars(self, env):
@@ -662,16 +680,16 @@ class Gen:
                 break
             node = self.item(scope, cur, ref, conditional, depth, rank1_ok, template)
             if style == "map":
-                key = name = self.fresh(_stem(node))
+                key = name = self.fresh(_stem(node), scope)
             else:
                 key = None
                 if name_items:
-                    name = self.fresh(_stem(node))
+                    name = self.fresh(_stem(node), scope)
                     node.name = name
                 else:
                     name = str(index)
                     if name in scope.names or name in scope.children or name in scope.switched:
-                        name = self.fresh(_stem(node))
+                        name = self.fresh(_stem(node), scope)
                         node.name = name
             if style == "list" and node.name is not None:
                 node.shorthand = False  # a list value has no room for `name:`
@@ -688,7 +706,7 @@ class Gen:
             self.budget -= 1
         if not items:
             node = Node("op", op="identity", flow=True)
-            name = self.fresh("id")
+            name = self.fresh("id", scope)
             if style == "list":
                 node.name = name
             cur = self.commit(name, node, scope, cur)
@@ -746,6 +764,8 @@ class Gen:
             node.src = ref  # `from:` naming the previous node: the default, written out
         if not node.shorthand and self.chance(0.05):
             node.doc = "fuzz: " + node.kind
+        if not node.shorthand and node.kind != "concat" and self.chance(0.06):
+            node.frozen = self.condition(env)[0] if self.chance(0.3) else True
         return node
 
     def item1d(self, scope, cur, ref, conditional, depth):
@@ -893,7 +913,7 @@ class Gen:
         return bscope, body, end, last, last_cond
 
     def _append(self, body: Body, scope, cur, node):
-        name = self.fresh(_stem(node))
+        name = self.fresh(_stem(node), scope)
         if body.style == "list":
             node.name = name
         cur = self.commit(name, node, scope, cur)
@@ -979,7 +999,7 @@ class Gen:
             if self.chance(0.2):
                 args["bias"] = self.chance(0.5)
             proj = Node("op", op="project", args=args, src=[ref, last], flow=self.chance(0.7))
-            shortcut = Body([(self.fresh("downsample"), proj)], "map", late=True)
+            shortcut = Body([(self.fresh("downsample", scope), proj)], "map", late=True)
         branches = [body, shortcut]
         if self.chance(0.3):
             branches.reverse()
@@ -1137,7 +1157,7 @@ class Gen:
                     overrides[key] = {"out": self.int_value({**env, "i": 0}, 1, 12)[0]}
             node.at = overrides
         if self.chance(0.1) and count > 0:
-            stem = self.fresh("u") + "_"
+            stem = self.fresh("u", scope) + "_"
             node.names = E(f"{stem}${{i}}", lambda e, s=stem: f"{s}{e['i']}", quote=self.chance(0.5))
         if self.trial("probe", node, scope, cur) is None:
             node.at = None
@@ -1240,7 +1260,7 @@ def valid_specs(draw, max_nodes: int = 30):
 
     def append(node):
         nonlocal cur, ref, conditional
-        name = g.fresh(_stem(node))
+        name = g.fresh(_stem(node), root)
         if graph.style == "list":
             node.name = name
         cur = g.commit(name, node, root, cur)
@@ -1278,9 +1298,9 @@ def valid_specs(draw, max_nodes: int = 30):
                           Node("op", op="flatten", flow=True)]
             items.append(Node("op", op="linear", args={"out": E("$num_classes", lambda e: e["num_classes"])},
                               flow=True))
-            body = Body([(g.fresh(_stem(n)), n) for n in items], "map")
+            body = Body([(f"{_stem(n)}{k + 1}", n) for k, n in enumerate(items)], "map")
             aux_node = Node("seq", body=body, src=tap, when=E("$aux", lambda e: e["aux"], quote=g.chance(0.5)))
-            aux_name = g.fresh("aux")
+            aux_name = g.fresh("aux", root)
             if graph.style == "list":
                 aux_node.name = aux_name
             g.commit(aux_name, aux_node, root, cur)
@@ -1318,7 +1338,8 @@ def valid_specs(draw, max_nodes: int = 30):
             name = g.pick(top_nodes)
             expect["shapes"] = FlowMap({name: list(run.shapes[name])})
     text = _spec_text(g, raw_args, input_raw, graph, outputs, expect, g.chance(0.7))
-    return Generated(text, overrides, shape, dict(run.shapes), dict(run.params), dict(run.ops), active)
+    return Generated(text, overrides, shape, dict(run.shapes), dict(run.params), dict(run.ops),
+                     dict(run.frozen), active)
 
 
 # ---------------------------------------------------------------------------------
@@ -1352,7 +1373,8 @@ def _check_valid(example: Generated, stats: Counter | None = None) -> None:
     import torch.fx as fx
 
     import archspec
-    from archspec.build import _trace
+    from archspec.api import build as build_network
+    from archspec.builder import _trace
     from archspec.diagnostics import SpecError
     from archspec.graph import INPUT as A_INPUT
 
@@ -1395,7 +1417,7 @@ def _check_valid(example: Generated, stats: Counter | None = None) -> None:
 
     # 2. The built module.
     try:
-        net = archspec.build(spec)
+        net = build_network(spec)
     except Exception:
         stats["crashed"] += 1
         fail(f"building raised:\n{traceback.format_exc()}")
@@ -1411,6 +1433,10 @@ def _check_valid(example: Generated, stats: Counter | None = None) -> None:
         real = sum(p.numel() for p in module.parameters())
         if real != inferred.facts[name].params:
             fail(f"module `{name}` holds {real} params, inferred {inferred.facts[name].params}")
+        trains = {p.requires_grad for p in module.parameters()}
+        if trains != {not example.frozen[name]}:
+            fail(f"module `{name}`: requires_grad {sorted(trains)}, but `frozen:` says "
+                 f"{'frozen' if example.frozen[name] else 'trainable'}")
     for pname, _ in net.named_parameters():
         owner = pname.rsplit(".", 1)[0]
         if owner not in holders and owner.rsplit(".", 1)[0] not in holders:

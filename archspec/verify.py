@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.fx as fx
 
-from .build import _trace, build_module
+from .builder import _trace, build_module
 from .diagnostics import Diagnostic, SpecError
 from .infer import InferredGraph
 

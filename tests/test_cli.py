@@ -121,3 +121,12 @@ def test_help_mentions_every_command(capsys):
     out = capsys.readouterr().out
     for command in ("validate", "build", "summary", "schema"):
         assert command in out
+
+
+def test_validate_and_summary_do_not_import_torch():
+    code = ("import sys, archspec; archspec.summarize('specs/inception_v3.yaml'); "
+            "from archspec.cli import main; main(['validate', 'specs/resnet50.yaml']); "
+            "print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False"

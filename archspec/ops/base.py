@@ -6,14 +6,17 @@ and how it builds. Every stage looks ops up in `REGISTRY`; none of them branches
 on an op's name, so adding an op means adding one class.
 
 Shapes are per sample, without the batch dimension: (C, H, W) for images,
-(F,) after flatten.
+(F,) after flatten. Ops import torch inside `module` and `function` only, so
+validating and summarising a spec never pays for importing it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import torch.nn as nn
+if TYPE_CHECKING:  # torch is imported only when something is built
+    import torch.nn as nn
+
 
 Shape = tuple
 
@@ -110,7 +113,7 @@ class Op:
         """Multiply-accumulates per sample, torchinfo's definition: see docs."""
         return 0
 
-    def module(self, a: dict, shapes: list[Shape], factory: dict) -> nn.Module | None:
+    def module(self, a: dict, shapes: list[Shape], factory: dict) -> "nn.Module | None":
         """The module holding this node's weights, or None for a stateless op."""
         return None
 

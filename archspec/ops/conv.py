@@ -1,8 +1,6 @@
 """Convolution: plain, grouped, depthwise, dilated, with asymmetric kernels."""
 from __future__ import annotations
 
-import torch.nn as nn
-
 from .base import Arg, Op, OpError, need_rank, register, spatial_out
 
 
@@ -57,6 +55,8 @@ class Conv(Op):
         return params * out[1] * out[2]
 
     def module(self, a, shapes, factory):
+        import torch.nn as nn
+
         cin, cout, groups = self._layout(a, shapes[0])
         return nn.Conv2d(cin, cout, a["k"], a["stride"], a["pad"], a["dilation"], groups,
                          a["bias"], **factory)
@@ -109,6 +109,8 @@ class Project(Op):
         need = self._needed(shapes)
         if need is None:
             return None
+        import torch.nn as nn
+
         cin, cout, stride = need
         return nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=a["bias"], **factory),
                              nn.BatchNorm2d(cout, eps=a["eps"], **factory))

@@ -1,8 +1,6 @@
 """Batch normalisation over channels (images) or features (vectors)."""
 from __future__ import annotations
 
-import torch.nn as nn
-
 from .base import Arg, Op, OpError, register
 
 
@@ -31,5 +29,7 @@ class BatchNorm(Op):
         return params
 
     def module(self, a, shapes, factory):
+        import torch.nn as nn
+
         cls = nn.BatchNorm2d if len(shapes[0]) == 3 else nn.BatchNorm1d
         return cls(shapes[0][0], eps=a["eps"], momentum=a["momentum"], affine=a["affine"], **factory)

@@ -1,8 +1,6 @@
 """Pooling: windowed max/avg and adaptive pools. No parameters, no MACs."""
 from __future__ import annotations
 
-import torch.nn.functional as F
-
 from .base import Arg, Op, OpError, need_rank, register, spatial_out
 
 _WINDOW_ARGS = {
@@ -43,6 +41,8 @@ class MaxPool(_WindowPool):
     args = dict(_WINDOW_ARGS)
 
     def function(self, a, shapes, training, inplace):
+        import torch.nn.functional as F
+
         k, s, p = self._window(a)
         return F.max_pool2d, {"kernel_size": k, "stride": s, "padding": p, "ceil_mode": a["ceil_mode"]}
 
@@ -54,6 +54,8 @@ class AvgPool(_WindowPool):
     args = {**_WINDOW_ARGS, "count_include_pad": Arg("bool", True)}
 
     def function(self, a, shapes, training, inplace):
+        import torch.nn.functional as F
+
         k, s, p = self._window(a)
         return F.avg_pool2d, {"kernel_size": k, "stride": s, "padding": p, "ceil_mode": a["ceil_mode"],
                               "count_include_pad": a["count_include_pad"]}
@@ -61,7 +63,7 @@ class AvgPool(_WindowPool):
 
 class _AdaptivePool(Op):
     args = {"out": Arg("pair", 1, "output size: 1 or [h, w]")}
-    fn = None
+    fn = ""  # the function's name in torch.nn.functional
 
     def infer(self, a, shapes):
         need_rank(self, shapes[0], 3)
@@ -71,18 +73,20 @@ class _AdaptivePool(Op):
         return (shapes[0][0], oh, ow)
 
     def function(self, a, shapes, training, inplace):
-        return type(self).fn, {"output_size": a["out"]}
+        import torch.nn.functional as F
+
+        return getattr(F, self.fn), {"output_size": a["out"]}
 
 
 @register
 class AdaptiveAvgPool(_AdaptivePool):
     name = "adaptive_avgpool"
     doc = "Average pool to a fixed output size (global average pool with out: 1)."
-    fn = F.adaptive_avg_pool2d
+    fn = "adaptive_avg_pool2d"
 
 
 @register
 class AdaptiveMaxPool(_AdaptivePool):
     name = "adaptive_maxpool"
     doc = "Max pool to a fixed output size."
-    fn = F.adaptive_max_pool2d
+    fn = "adaptive_max_pool2d"

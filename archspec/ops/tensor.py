@@ -3,10 +3,6 @@ from __future__ import annotations
 
 import math
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-
 from .base import Arg, Op, OpError, need_rank, register
 
 
@@ -22,6 +18,8 @@ class Flatten(Op):
     def function(self, a, shapes, training, inplace):
         if len(shapes[0]) == 1:
             return None
+        import torch
+
         return torch.flatten, {"start_dim": 1}
 
 
@@ -44,6 +42,8 @@ class Linear(Op):
         return params
 
     def module(self, a, shapes, factory):
+        import torch.nn as nn
+
         return nn.Linear(shapes[0][0], a["out"], a["bias"], **factory)
 
 
@@ -62,6 +62,8 @@ class Dropout(Op):
     def function(self, a, shapes, training, inplace):
         if not training or a["p"] == 0.0:
             return None
+        import torch.nn.functional as F
+
         return F.dropout, {"p": a["p"], "training": True}
 
 
