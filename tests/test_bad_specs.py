@@ -374,20 +374,15 @@ def test_deep_yaml_nesting_is_a_located_error(tmp_path, capsys, monkeypatch):
     assert rc == 2 and re.match(r"^deep\.yaml:\d+:\d+: error\[E0\d{3}\]: ", only_diagnostic(err))
 
 
-def test_names_template_may_index_a_list(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("template", [
+    "${['first', 'second'][i]}",             # indexes a list as long as the repeat
+    "${'stem' if i == 0 else 'body'}",       # distinct names that follow no pattern
+])
+def test_names_templates_that_give_distinct_names_are_valid(tmp_path, capsys, monkeypatch, template):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "names.yaml").write_text(
         "archspec: 1\ninput: [3, 8, 8]\ngraph:\n  convs:\n    repeat: 2\n"
-        "    names: \"${['first', 'second'][i]}\"\n    op: conv\n    out: 3\n    k: 3\n    pad: 1\n")
-    rc, out, err = run(["validate", "names.yaml"], capsys)
-    assert rc == 0, err
-
-
-def test_names_template_last_copy_compared_with_a_copy_that_does_not_exist(tmp_path, capsys, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "names.yaml").write_text(
-        "archspec: 1\ninput: [3, 8, 8]\ngraph:\n  convs:\n    repeat: 2\n"
-        "    names: \"${'stem' if i == 0 else 'body'}\"\n    op: conv\n    out: 3\n    k: 3\n    pad: 1\n")
+        f"    names: \"{template}\"\n    op: conv\n    out: 3\n    k: 3\n    pad: 1\n")
     rc, out, err = run(["validate", "names.yaml"], capsys)
     assert rc == 0, err
 
