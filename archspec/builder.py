@@ -113,52 +113,51 @@ def _trace(inferred: InferredGraph, modules: dict, training: bool) -> fx.Graph:
     outputs = graph.active_outputs(training)
     g = fx.Graph()
     values = {INPUT: g.placeholder("x")}
-    alias = {INPUT: INPUT}  # node -> the node whose tensor it passes through
+    # storage[node]: the node whose tensor memory its value lives in. Pass-throughs and
+    # views (flatten) share their input's; anything else owns its own.
+    storage = {INPUT: INPUT}
     plans = {}
     for name in order:
         node = graph.nodes[name]
         op = REGISTRY[node.op]
         fed = node.inputs[:op.fed_inputs] if op.fed_inputs else node.inputs
-        if name in modules:
-            plans[name] = ("module", fed)
-            alias[name] = name
-            continue
-        shapes = [inferred.shape(src) for src in node.inputs]
-        plan = op.function(node.args, shapes, training, inplace=False)
-        if plan is None:
-            alias[name] = alias[fed[0]]
-        else:
-            alias[name] = name
-        plans[name] = ("function", fed, plan)
+        plan = None if name in modules else op.function(
+            node.args, [inferred.shape(src) for src in node.inputs], training, inplace=False)
+        shares = name not in modules and (plan is None or not op.allocates)
+        storage[name] = storage[fed[0]] if shares else name
+        plans[name] = (fed, plan, shares)
 
+    # How many consumers read each storage; a view is not a reader, its readers are.
     readers: dict[str, int] = {}
     for name in order:
-        for src in plans[name][1]:
-            readers[alias[src]] = readers.get(alias[src], 0) + 1
+        fed, _, shares = plans[name]
+        if not shares:
+            for src in fed:
+                readers[storage[src]] = readers.get(storage[src], 0) + 1
     for out in outputs:
-        readers[alias[out.node]] = readers.get(alias[out.node], 0) + 1
+        readers[storage[out.node]] = readers.get(storage[out.node], 0) + 1
 
     for name in order:
         node = graph.nodes[name]
-        kind, fed = plans[name][0], plans[name][1]
+        fed, plan, _ = plans[name]
         args = [values[src] for src in fed]
-        if kind == "module":
+        if name in modules:
             values[name] = g.call_module(name, tuple(args))
-            values[name].meta["archspec_node"] = name
-            continue
-        if plans[name][2] is None:
+        elif plan is None:
             values[name] = args[0]
             continue
-        source = alias[fed[0]]
-        producer = graph.nodes[source].op if source != INPUT else None
-        # The first input may be overwritten when nothing else reads it (the op decides
-        # whether it can use that: activations and a residual sum do, as torchvision's do).
-        inplace = (source != INPUT and readers.get(source) == 1
-                   and (not training or producer in _SAFE_TO_OVERWRITE_IN_TRAINING))
-        fn, kwargs = REGISTRY[node.op].function(node.args, [inferred.shape(s) for s in node.inputs],
-                                                training, inplace)
-        call_args = (list(args),) if fn is torch.cat else tuple(args)
-        values[name] = g.call_function(fn, call_args, kwargs)
+        else:
+            source = storage[fed[0]]
+            producer = graph.nodes[source].op if source != INPUT else None
+            # The first input may be overwritten when nothing else reads its memory (the
+            # op decides whether it can use that: activations and a residual sum do, as
+            # torchvision's do); in training, only where autograd keeps no copy of it.
+            inplace = (source != INPUT and readers.get(source) == 1
+                       and (not training or producer in _SAFE_TO_OVERWRITE_IN_TRAINING))
+            fn, kwargs = REGISTRY[node.op].function(node.args, [inferred.shape(s) for s in node.inputs],
+                                                    training, inplace)
+            call_args = (list(args),) if fn is torch.cat else tuple(args)
+            values[name] = g.call_function(fn, call_args, kwargs)
         values[name].meta["archspec_node"] = name
     results = [values[o.node] for o in outputs]
     g.output(results[0] if len(results) == 1 else tuple(results))

@@ -75,6 +75,7 @@ def check_expectations(spec: Spec, inferred: InferredGraph) -> None:
 def _find(inferred: InferredGraph, name: str):
     """A node by qualified name, or the last node of a block/seq by its prefix."""
     nodes = inferred.graph.nodes
+    name = str(name)
     if name in nodes:
         return name
     if name in inferred.graph.aliases:

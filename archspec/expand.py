@@ -124,8 +124,12 @@ class _Expander:
         try:
             return step()
         except SpecError as exc:
+            if getattr(exc, "final", False):
+                raise
             if any(d.code in _FATAL for d in exc.diagnostics) or len(self.errors) >= MAX_ERRORS:
-                raise SpecError(self.errors + exc.diagnostics) from None
+                final = SpecError(self.errors + exc.diagnostics)
+                final.final = True  # carries every error so far: passed up untouched
+                raise final from None
             self.errors.extend(exc.diagnostics)
             return None
 
@@ -133,7 +137,8 @@ class _Expander:
         try:
             return self._node(name, node, scope, current, pos)
         except SpecError as exc:  # errors from expressions and lookups learn where they happened
-            exc.diagnostics = [d if d.trace else replace(d, trace=scope.trace) for d in exc.diagnostics]
+            if not getattr(exc, "final", False):
+                exc.diagnostics = [d if d.trace else replace(d, trace=scope.trace) for d in exc.diagnostics]
             raise
 
     def flag(self, node, key, env, scope) -> bool:
@@ -357,7 +362,7 @@ class _Expander:
             self.fail("E0305", f"`from:` needs a node name, got {ref!r}", pos, scope)
         if ref == _SELF_INPUT:
             return scope.input
-        if ref == INPUT or ref in self.nodes:  # the network input or a fully qualified name
+        if ref == INPUT:
             return ref
         here = scope
         parts = ref.split(".")
@@ -371,6 +376,8 @@ class _Expander:
             if part in here.switched_off:
                 self.fail("E0305", f"`{ref}` is switched off by its `when:`", pos, scope,
                           f"its condition is at {here.switched_off[part]}")
+            if ref in self.nodes:  # not a local name: a fully qualified one
+                return ref
             candidates = list(here.names) + ([_SELF_INPUT] if here is scope else [])
             inside = f" (no `{part}` in `{here.prefix.rstrip('.')}`)" if here is not scope else ""
             self.fail("E0305", f"unknown input `{ref}`{inside}", pos, scope,

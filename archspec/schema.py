@@ -162,7 +162,13 @@ def validate_document(document) -> None:
         if not diagnostics:  # every error was a shadow of another; say something anyway
             diagnostics = [Diagnostic("E0201", errors[0].message, document.pos)]
         diagnostics.sort(key=lambda d: (d.pos.line, d.pos.col) if d.pos else (0, 0))
-        raise SpecError(diagnostics)
+        # One value that breaks several rules is reported once, by the first of them.
+        seen, unique = set(), []
+        for d in diagnostics:
+            if d.pos is None or d.pos not in seen:
+                unique.append(d)
+                seen.add(d.pos)
+        raise SpecError(unique)
 
 
 def _locate(document, path):
@@ -254,7 +260,7 @@ def _yaml_hint(value) -> str | None:
 
 def _diagnostic(document, err) -> Diagnostic:
     if err.validator == "oneOf" and err.schema.get("oneOf", [{}])[0].get("required") == ["op"]:
-        present = [k for k in NODE_KINDS if k in err.instance]
+        present = [k for k in NODE_KINDS if isinstance(err.instance, dict) and k in err.instance]
         where = ".".join(map(str, err.absolute_path)) or "node"
         msg = (f"`{where}` has {' and '.join(present)}: a node is exactly one of "
                + ", ".join(NODE_KINDS)) if present else (
@@ -272,6 +278,9 @@ def _diagnostic(document, err) -> Diagnostic:
                           did_you_mean(err.instance, REGISTRY) or "ops: " + ", ".join(sorted(REGISTRY)))
     if err.validator in ("unevaluatedProperties", "additionalProperties"):
         return _unknown_keys(document, err, path, where)
+    if err.validator == "type" and err.instance is None:
+        return Diagnostic("E0201", f"`{where}` has no value", _position(document, path),
+                          "write the node, e.g. `{op: relu}`, or delete the key")
     if err.validator == "required":
         missing = re.findall(r"'([^']+)' is a required property", err.message)
         if missing and isinstance(err.instance, dict) and did_you_mean(missing[0], err.instance):

@@ -68,14 +68,24 @@ def load_text(text: str, file: str):
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(exc, text, file) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow, such as NUL
+        line = text.count("\n", 0, exc.position) + 1
+        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        char = chr(exc.character) if isinstance(exc.character, int) else exc.character
+        raise error("E0101", f"YAML syntax: character {char!r} is not allowed in YAML",
+                    Position(file, line, col), "remove control characters from the file") from None
     except yaml.YAMLError as exc:
-        raise error("E0101", f"YAML syntax: {exc}", Position(file, 1, 1)) from None
+        raise error("E0101", f"YAML syntax: {str(exc).splitlines()[0]}", Position(file, 1, 1)) from None
     except RecursionError:
         raise error("E0311", "the document nests too deeply to read", Position(file, 1, 1)) from None
     if node is None:
         raise error("E0101", "the document is empty", Position(file, 1, 1))
     _check_expanded_size(node, file)
-    return _Converter(file).convert(node)
+    document = _Converter(file).convert(node)
+    if not isinstance(document, SourceMap):
+        raise error("E0201", f"a spec is a mapping of keys (input:, graph:, ...), this file holds "
+                    f"{type(document).__name__} {str(document)[:40]!r}", _pos(file, node))
+    return document
 
 
 def _syntax_error(exc, text: str, file: str):

@@ -399,3 +399,49 @@ def test_window_arithmetic_matches_pytorch_everywhere():
                         except RuntimeError:
                             theirs = None
                         assert ours == theirs, (size, k, stride, pad, ceil)
+
+
+def test_add_sums_every_input():
+    net = archspec.build(spec("""
+        input: [2, 4, 4]
+        graph:
+          r:
+            add: [{}, {a: {op: relu}}, {b: {op: sigmoid}}]
+          s: {op: add, from: [input, a, b, r]}
+    """), verify=True)
+    x = torch.randn(1, 2, 4, 4)
+    r = x + torch.relu(x) + torch.sigmoid(x)
+    for training in (True, False):
+        assert torch.allclose(net.train(training)(x), x + torch.relu(x) + torch.sigmoid(x) + r)
+
+
+def test_in_place_ops_respect_views_of_a_tensor():
+    net = archspec.build(spec("""
+        input: [2, 3, 3]
+        graph:
+          c: {op: conv, out: 2, k: 1}
+          f: {op: flatten}
+          r: {op: relu}
+        outputs: {y: r, feat: c}
+    """))
+    x = torch.randn(1, 2, 3, 3)
+    for training in (True, False):
+        y, feat = net.train(training)(x)
+        assert torch.allclose(feat, net.c(x))
+        assert torch.allclose(y, torch.relu(net.c(x)).flatten(1))
+
+
+def test_local_names_win_over_top_level_names():
+    inferred = compiled("""
+        input: [4, 8, 8]
+        blocks:
+          unit:
+            body:
+              c1: {op: conv, out: 4, k: 1}
+              r: {op: relu}
+              s: {op: add, from: [r, c1]}
+        graph:
+          c1: {op: conv, out: 4, k: 3, pad: 1}
+          u: {block: unit}
+    """)
+    assert inferred.graph.nodes["u.s"].inputs == ("u.r", "u.c1")

@@ -51,4 +51,20 @@ class Add(Op):
         return shapes[0]
 
     def function(self, a, shapes, training, inplace):
-        return (operator.iadd if inplace else operator.add), {}
+        if len(shapes) == 2:  # reads as `a + b` in the generated forward
+            return (operator.iadd if inplace else operator.add), {}
+        return (add_all_into_first if inplace else add_all), {}
+
+
+def add_all(first, *rest):
+    """The sum of three or more tensors."""
+    for tensor in rest:
+        first = first + tensor
+    return first
+
+
+def add_all_into_first(first, *rest):
+    """The same, accumulated in the first tensor's memory (nothing else reads it)."""
+    for tensor in rest:
+        first += tensor
+    return first
