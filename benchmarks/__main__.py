@@ -146,13 +146,49 @@ def bench_compile_export(inductor: bool):
         report(f"compile/export {path.stem}", text, ok)
 
 
+def bench_cuda(repeats):
+    """Training steps on a CUDA GPU with bf16 autocast and channels_last, archspec's
+    network against torchvision's with the same weights."""
+    if not torch.cuda.is_available():
+        print("     cuda: no CUDA device here; section skipped", flush=True)
+        return
+    device = torch.device("cuda")
+    print(f"     cuda: {torch.cuda.get_device_name(device)}", flush=True)
+    for name, size, batch in (("resnet50", 224, 64), ("inception_v3", 299, 32)):
+        theirs = torchvision_model(name)().to(device, memory_format=torch.channels_last).train()
+        ours = archspec.build(SPECS / f"{name}.yaml", device=device).to(memory_format=torch.channels_last).train()
+        ours.load_state_dict(theirs.state_dict())
+        x = torch.randn(batch, 3, size, size, device=device).to(memory_format=torch.channels_last)
+        labels = torch.randint(0, 1000, (batch,), device=device)
+
+        def step(model):
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+
+            def run():
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    out = model(x)
+                    logits = out[0] if isinstance(out, tuple) else out
+                    loss = torch.nn.functional.cross_entropy(logits, labels)
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                torch.cuda.synchronize()
+            return run
+
+        ours_t, theirs_t = interleaved(step(ours), step(theirs), repeats, warmup=3)
+        ratio = ours_t / theirs_t
+        report(f"cuda train step {name} batch {batch}",
+               f"archspec {batch / ours_t:,.0f} img/s vs torchvision {batch / theirs_t:,.0f} img/s: "
+               f"{ratio:.3f}x its time (target <= 1.02)", ratio <= 1.02)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repeats (noisier)")
     parser.add_argument("--inductor", action="store_true",
                         help="compile every spec with inductor (minutes per spec on a small CPU)")
-    parser.add_argument("--only", choices=("summary", "build", "forward", "scaling", "memory", "compile"),
+    parser.add_argument("--only", choices=("summary", "build", "forward", "scaling", "memory", "compile", "cuda"),
                         action="append", help="run only these sections")
     args = parser.parse_args(argv)
     repeats = 5 if args.quick else 15
@@ -165,6 +201,7 @@ def main(argv=None) -> int:
         "scaling": lambda: bench_scaling(repeats),
         "memory": bench_big_summary,
         "compile": lambda: bench_compile_export(args.inductor),
+        "cuda": lambda: bench_cuda(repeats),
     }
     for name, run in sections.items():
         if not args.only or name in args.only:
