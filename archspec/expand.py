@@ -219,15 +219,12 @@ class _Expander:
         flat = "names" in node
         group = scope if flat else self.child_scope(scope, name, out, scope.env,
                                                     (f"repeat `{scope.prefix}{name}`", pos), f"repeat x{count}")
+        # One copy of the node serves every index without overrides (nothing mutates it).
+        common = _with_keys(node, {k: v for k, v in node.items() if k not in ("repeat", "at", "from", "names")})
         for i in range(count):
-            item = make_map({k: v for k, v in node.items() if k not in ("repeat", "at", "from", "names")},
-                            node.pos)
-            item.key_pos.update(node.key_pos)
-            item.value_pos.update(node.value_pos)
+            item = common
             if i in overrides:
-                item.update(overrides[i])
-                item.key_pos.update(overrides[i].key_pos)
-                item.value_pos.update(overrides[i].value_pos)
+                item = _with_keys(common, {**common, **overrides[i]}, overrides[i])
             env = {**scope.env, "i": i}
             local = replace(group, env=env, frozen=scope.frozen or group.frozen)
             copy_name = str(i)
@@ -441,3 +438,14 @@ def _sound_part(input_shape, nodes: dict) -> Graph | None:
         if node is not None and all(src == INPUT or src in sound for src in node.inputs):
             sound[name] = node
     return Graph(tuple(input_shape), MappingProxyType(sound), ())
+
+
+def _with_keys(source: SourceMap, items: dict, extra: SourceMap | None = None) -> SourceMap:
+    """A node mapping holding `items`, with the positions of `source` (and `extra`)."""
+    out = make_map(items, source.pos)
+    out.key_pos.update(source.key_pos)
+    out.value_pos.update(source.value_pos)
+    if extra is not None:
+        out.key_pos.update(extra.key_pos)
+        out.value_pos.update(extra.value_pos)
+    return out

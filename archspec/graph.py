@@ -11,7 +11,7 @@ from .diagnostics import Diagnostic, Position, SpecError
 INPUT = "input"  # the name of the graph's input node
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Node:
     name: str                 # qualified: `layer1.0.conv1`, also the module path of its weights
     op: str

@@ -12,7 +12,7 @@ from .graph import INPUT, Graph
 from .ops import REGISTRY, OpError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NodeFacts:
     shape: tuple   # per sample
     params: int

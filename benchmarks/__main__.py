@@ -97,7 +97,8 @@ def bench_scaling(repeats):
         def run():
             compile_spec(archspec.loads(chain_spec(nodes), name=f"synthetic_{nodes}"), check=False)
 
-        samples = sorted(once(run) for _ in range(max(3, repeats // 4)))
+        gc.collect()
+        samples = sorted(once(run) for _ in range(max(5, repeats // 2 + 1)))
         times[nodes] = samples[len(samples) // 2]
         count = len(compile_spec(spec, check=False)[1].graph.nodes)
         print(f"     validate + infer {count:,} nodes: {times[nodes] * 1e3:.0f} ms", flush=True)
