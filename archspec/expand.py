@@ -71,7 +71,7 @@ class _Expander:
         self.resolve_pending()
         outputs = self.recorded(lambda: self.outputs(root, self.settle(last)))
         nodes = {name: Node(name, r["op"], MappingProxyType(r["args"]), tuple(r["inputs"]),
-                            r["pos"], r["trace"], MappingProxyType(r["arg_pos"]), r["frozen"], r["labels"])
+                            r["pos"], r["trace"], r["arg_pos"], r["frozen"], r["labels"])
                  for name, r in self.nodes.items()}
         if self.errors:
             error = SpecError(self.errors)
@@ -262,8 +262,8 @@ class _Expander:
             self.fail("E0305", f"op `{op.name}` takes {wanted} input(s), `{scope.prefix}{name}` has {len(source)}",
                       node.where("from") if "from" in node else pos, scope,
                       "list them: `from: [a, b]`" if op.inputs is None else None)
-        arg_pos = {k: node.where(k) for k in given}
-        return self.add_node(scope, name, op.name, args, source, pos, arg_pos)
+        # The node mapping's own table of value positions, shared rather than copied.
+        return self.add_node(scope, name, op.name, args, source, pos, node.value_pos)
 
     def add_node(self, scope, name, op_name, args, source, pos, arg_pos=None) -> str:
         qualified = scope.prefix + name
@@ -349,7 +349,7 @@ class _Expander:
             normalised = op.normalise(args)
         except OpError as exc:
             self.fail(exc.code, exc.message, node.where(exc.arg) if exc.arg in node else pos, scope, exc.hint)
-        return self.add_node(scope, name, kind, normalised, ends, pos, {k: node.where(k) for k in args})
+        return self.add_node(scope, name, kind, normalised, ends, pos, node.value_pos)
 
     # -- references -----------------------------------------------------------
     def lookup(self, scope: _Scope, ref: str, pos) -> str:

@@ -19,7 +19,7 @@ class Node:
     inputs: tuple             # qualified names of the producers, in order
     pos: Position | None      # where the node was written
     trace: tuple = ()         # instantiation chain, innermost first: ((what, pos), ...)
-    arg_pos: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # where each arg was written
+    arg_pos: dict = field(default_factory=dict)  # where each arg was written (read only)
     frozen: bool = False      # its weights have requires_grad=False
     scopes: tuple = ()        # enclosing namespaces and what made them: (("layer1.0", "bottleneck"), ...)
 

@@ -49,15 +49,20 @@ def _int_schema(minimum=None):
 
 
 # kind -> (JSON Schema of a literal value, a checker/normaliser).
+_PAIRS: dict = {}  # one tuple per distinct pair: graphs of 10,000s of nodes share them
+
+
 def _pair(value):
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return (value, value)
-    if isinstance(value, list) and len(value) == 2 and all(
+        pair = (value, value)
+    elif isinstance(value, list) and len(value) == 2 and all(
             isinstance(v, int) and not isinstance(v, bool) for v in value):
-        return tuple(value)
-    return None
+        pair = tuple(value)
+    else:
+        return None
+    return _PAIRS.setdefault(pair, pair) if len(_PAIRS) < 4096 else pair
 
 
 def _int(value):
