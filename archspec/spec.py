@@ -35,7 +35,11 @@ class Spec:
     overrides: tuple = ()  # names of the args set by the caller
 
     def with_overrides(self, input_shape=None, **overrides) -> "Spec":
-        return _settle(self.path, self.document, overrides, input_shape, self.parents)
+        """This spec with more arguments set; those set before stay set."""
+        earlier = {k: self.args[k] for k in self.overrides}
+        if input_shape is None and self.input_overridden:
+            input_shape = self.input_shape
+        return _settle(self.path, self.document, {**earlier, **overrides}, input_shape, self.parents)
 
 
 def load(path, input_shape=None, **overrides) -> Spec:

@@ -445,3 +445,16 @@ def test_local_names_win_over_top_level_names():
           u: {block: unit}
     """)
     assert inferred.graph.nodes["u.s"].inputs == ("u.r", "u.c1")
+
+
+def test_overrides_accumulate_on_a_loaded_spec():
+    text = """
+        args: {n: 3, m: 2}
+        input: [2]
+        graph: [{op: linear, out: $n}, {op: linear, out: $m}]
+    """
+    loaded = spec(text, n=5, input_shape=[4])
+    again = loaded.with_overrides(m=7)
+    assert dict(again.args) == {"n": 5, "m": 7} and again.input_shape == (4,)
+    # 4*5 + 5 and 5*7 + 7
+    assert archspec.summarize(loaded, m=7).total_params == 25 + 42
