@@ -11,6 +11,7 @@ from conftest import SPECS
 
 SPEC = SPECS / "googlenet_cifar.yaml"
 
+# REFERENCE.md: GoogLeNet for CIFAR-10 (seed 004), 3x32x32, 10 classes.
 PARAMS_AUX = 6_150_062
 PARAMS_NO_AUX = 5_998_362
 MACS = 32_369_178  # torchinfo mult-adds, batch 1, eval mode
