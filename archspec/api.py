@@ -98,4 +98,4 @@ def summarize(path_or_spec, *, batch: int = 1, dtype: str = "float32", depth: in
     parts if given), worked out without building anything."""
     spec, inferred = compile_spec(path_or_spec, input_shape, check=False, **overrides)
     summary = summarize_graph(inferred, spec.name, batch, dtype)
-    return summary.folded(depth) if depth else summary
+    return summary.folded(depth, inferred.graph.aliases) if depth else summary

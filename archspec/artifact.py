@@ -23,6 +23,7 @@ def plain(value):
 def resolved_text(spec) -> str:
     document = plain(spec.document)
     document.pop("extends", None)
+    document["name"] = spec.name
     document["args"] = {k: plain(v) for k, v in spec.args.items()}
     document["input"] = list(spec.input_shape)
     if spec.input_overridden or spec.overrides:

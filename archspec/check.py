@@ -27,6 +27,13 @@ def check_expectations(spec: Spec, inferred: InferredGraph) -> None:
                 raise error(exc.code, f"expect {key}: {exc.message}", where, exc.hint) from None
         return out if isinstance(raw, list) else out[0]
 
+    def shape(container, key):
+        got = value(container, key)
+        if not (isinstance(got, list) and all(isinstance(d, int) and not isinstance(d, bool) for d in got)):
+            raise error("E0201", f"expect {key}: a shape is a list of whole numbers, got {got!r}",
+                        position_of(container, key))
+        return got
+
     changed = list(spec.overrides) + (["--input"] if spec.input_overridden else [])
     hint = (f"`expect:` describes the spec as written; with {', '.join(changed)} changed, build the "
             "variant with --no-expect or write the figure as an expression of the args") if changed else None
@@ -40,7 +47,8 @@ def check_expectations(spec: Spec, inferred: InferredGraph) -> None:
     if "params" in expect:
         compare("params", value(expect, "params"), inferred.total_params, position_of(expect, "params"),
                 lambda v: f"{v:,}" if isinstance(v, int) else repr(v))
-    # A different input size changes MACs and spatial sizes, never parameters.
+    # A different input size changes MACs and spatial sizes (and the parameters of a
+    # linear layer fed by a flatten, which `params` then reports).
     if "macs" in expect and not spec.input_overridden:
         compare("macs", value(expect, "macs"), inferred.macs(), position_of(expect, "macs"),
                 lambda v: f"{v:,}" if isinstance(v, int) else repr(v))
@@ -57,7 +65,7 @@ def check_expectations(spec: Spec, inferred: InferredGraph) -> None:
                 problems.append(Diagnostic("E0314", f"expect outputs: no output `{name}`",
                                            position_of(container, key)))
             continue  # switched off by its `when:` for these arguments
-        compare(f"output `{name}` shape", list(value(container, key)),
+        compare(f"output `{name}` shape", shape(container, key),
                 list(inferred.shape(outputs[name].node)), position_of(container, key))
     shapes = expect.get("shapes") or {}
     if shapes and not spec.input_overridden:
@@ -66,7 +74,7 @@ def check_expectations(spec: Spec, inferred: InferredGraph) -> None:
             if node is None:
                 problems.append(Diagnostic("E0305", f"expect shapes: no node `{name}`", position_of(shapes, name)))
                 continue
-            compare(f"shape of `{name}`", list(value(shapes, name)), list(inferred.shape(node)),
+            compare(f"shape of `{name}`", shape(shapes, name), list(inferred.shape(node)),
                     position_of(shapes, name))
     if problems:
         raise SpecError(problems)

@@ -125,6 +125,8 @@ def _overrides(args) -> dict:
 def _compile(args, path):
     from .api import compile_spec
 
+    if args.max_params is not None and args.max_params < 0:
+        raise error("E0604", f"--max-params must not be negative, got {args.max_params}")
     check = not getattr(args, "no_expect", False) and args.command != "summary"
     return compile_spec(path, input_shape=args.input, check=check, max_params=args.max_params,
                         **_overrides(args))
@@ -184,13 +186,13 @@ def cmd_summary(args) -> int:
 
     if args.batch < 1:
         raise error("E0604", f"--batch must be at least 1, got {args.batch}")
-    spec, inferred = _compile(args, args.spec)
-    _warn(inferred)
     if args.depth is not None and args.depth < 1:
         raise error("E0604", f"--depth must be at least 1, got {args.depth}")
+    spec, inferred = _compile(args, args.spec)
+    _warn(inferred)
     summary = summarize_graph(inferred, spec.name, args.batch, args.dtype)
     if args.depth:
-        summary = summary.folded(args.depth)
+        summary = summary.folded(args.depth, inferred.graph.aliases)
     print(json.dumps(summary.to_dict(), indent=1) if args.json else summary.render())
     return 0
 

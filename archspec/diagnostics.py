@@ -6,7 +6,7 @@ raises them as exceptions. Codes are stable and documented in docs/errors.md.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -22,9 +22,9 @@ class Position:
         return f"{self.file}:{self.line}:{self.col}"
 
 
+MAX_NOTES = 8  # instantiation notes shown before the chain is elided
 # Exit status of a check that ran and failed (an `expect:` figure), as opposed to
 # an invalid spec or command line (2).
-MAX_NOTES = 8  # instantiation notes shown before the chain is elided
 EXIT_CHECK_FAILED = 1
 EXIT_INVALID = 2
 EXIT_INTERNAL = 3

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from .diagnostics import Diagnostic, Position, SpecError, did_you_mean, error
-from .expressions import ExpressionError, is_expression, resolve
+from .expressions import ExpressionError, resolve
 from .graph import INPUT, Graph, Node, Output, finish_graph
 from .ops import REGISTRY, OpError
 from .schema import COMMON_NODE_KEYS, NODE_KINDS
 from .spec import Spec
-from .yaml_source import SourceList, SourceMap, make_map, position_of
+from .yaml_source import SourceMap, make_map, position_of
 
 MAX_NODES = 250_000
 MAX_DEPTH = 64
@@ -34,6 +34,20 @@ BROKEN = "<broken>"
 _RESERVED = set(COMMON_NODE_KEYS) | set(NODE_KINDS)
 _SELF_INPUT = "in"  # in `from:`, the input of the enclosing block or seq
 _NAME = re.compile(r"[A-Za-z0-9_]+")
+# Attributes of torch.nn.Module and of the compiled network: a module path segment of
+# one of these names cannot be placed (tests/test_language.py keeps the list complete).
+# Names starting with `_` are left to torch's internals too.
+TAKEN_BY_TORCH = frozenset("""
+    T_destination add_module apply bfloat16 buffers call_super_init children code compile cpu
+    cuda double dump_patches eval extra_repr float forward get_buffer get_extra_state
+    get_parameter get_submodule half ipu load_state_dict modules mtia named_buffers
+    named_children named_modules named_parameters output_names parameters
+    register_backward_hook register_buffer register_forward_hook register_forward_pre_hook
+    register_full_backward_hook register_full_backward_pre_hook register_load_state_dict_post_hook
+    register_load_state_dict_pre_hook register_module register_parameter
+    register_state_dict_post_hook register_state_dict_pre_hook requires_grad_ set_extra_state
+    set_submodule share_memory spec_name state_dict to to_empty train training type xpu zero_grad
+""".split())
 
 
 @dataclass
@@ -64,6 +78,8 @@ class _Expander:
         # `from:` references wait until every name is known: (node, input index, _Ref)
         self.pending: list = []
         self.errors: list[Diagnostic] = []
+        # Qualified names of blocks, seqs and repeats -> the node that is their output.
+        self.aliases: dict = {}
 
     def run(self) -> Graph:
         root = _Scope("", dict(self.spec.args), INPUT, (), (), 0)
@@ -77,7 +93,7 @@ class _Expander:
             error = SpecError(self.errors)
             error.partial_graph = _sound_part(self.spec.input_shape, nodes)
             raise error
-        aliases = {k: self.settle(v) for k, v in root.names.items()}
+        aliases = {k: self.settle(v) for k, v in self.aliases.items()}
         return finish_graph(self.spec.input_shape, nodes, outputs, aliases)
 
     # -- evaluation helpers ---------------------------------------------------
@@ -160,6 +176,9 @@ class _Expander:
         if name in scope.names or name in scope.children:
             self.fail("E0306", f"duplicate name `{scope.prefix}{name}`", pos, scope,
                       "every node in one namespace needs its own name")
+        if name in TAKEN_BY_TORCH or name.startswith("_"):
+            self.fail("E0408", f"`{name}` cannot name a node: torch.nn.Module uses that name itself",
+                      pos, scope, f"rename it, e.g. `{name.strip('_')}_`")
         if "frozen" in node and self.flag(node, "frozen", scope.env, scope):
             scope = replace(scope, frozen=True)  # shares the name tables; only this node is frozen
         for key in ("at", "names"):
@@ -179,6 +198,8 @@ class _Expander:
         else:
             out = self.join(name, node, scope, source, pos)
         scope.names[name] = out
+        if "op" not in node:
+            self.aliases[scope.prefix + name] = out
         return out
 
     def inputs_of(self, node, scope, current) -> list:
@@ -212,6 +233,9 @@ class _Expander:
         for key, extra in raw_at.items():
             if not -count <= int(key) < count:
                 self.fail("E0408", f"`at: {key}` is outside repeat 0..{count - 1}", raw_at.where(key), scope)
+            if int(key) % count in overrides:
+                self.fail("E0408", f"`at: {key}` names copy {int(key) % count} a second time",
+                          raw_at.where(key), scope, "merge the two overrides into one")
             overrides[int(key) % count] = extra
         out = self.inputs_of(node, scope, current)[0]
         # With `names:` the copies are named by the template and sit beside this node
@@ -220,7 +244,9 @@ class _Expander:
         group = scope if flat else self.child_scope(scope, name, out, scope.env,
                                                     (f"repeat `{scope.prefix}{name}`", pos), f"repeat x{count}")
         # One copy of the node serves every index without overrides (nothing mutates it).
-        common = _with_keys(node, {k: v for k, v in node.items() if k not in ("repeat", "at", "from", "names")})
+        # `when:` and `frozen:` were applied to the repeat node itself.
+        common = _with_keys(node, {k: v for k, v in node.items()
+                                   if k not in ("repeat", "at", "from", "names", "when", "frozen")})
         for i in range(count):
             item = common
             if i in overrides:
@@ -237,6 +263,7 @@ class _Expander:
             out = self.node(copy_name, item, local, out, pos)
         if not flat or name not in scope.names:
             scope.names[name] = out
+            self.aliases[scope.prefix + name] = out
         return out
 
     def op(self, name, node, scope, source, pos) -> str:
@@ -307,6 +334,8 @@ class _Expander:
                 self.fail("E0303", f"block `{block_name}` has no argument `{key}`", node.key_pos.get(key, pos),
                           scope, did_you_mean(key, declared) or f"it takes: {', '.join(declared) or 'none'}")
             env[key] = self.value(raw, scope.env, node.where(key), f"`{key}`")
+            if env[key] is None and declared[key] is None:
+                self.fail("E0304", f"block `{block_name}` needs a value for `{key}`, got ~", node.where(key), scope)
         # Defaults are worked out after the given arguments, in order, so a default
         # may use any argument given and any declared before it.
         for key, default in declared.items():

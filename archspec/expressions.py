@@ -123,6 +123,8 @@ class _Evaluator(ast.NodeVisitor):
     visit_Tuple = visit_List
 
     def visit_UnaryOp(self, node):
+        if not isinstance(node.op, (ast.Not, ast.USub, ast.UAdd)):
+            return self.generic_visit(node)  # `~` and whatever else Python adds
         value = self.visit(node.operand)
         if isinstance(node.op, ast.Not):
             return not value

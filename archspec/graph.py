@@ -38,7 +38,7 @@ class Graph:
     nodes: MappingProxyType   # name -> Node, in topological order
     outputs: tuple            # Output, in declared order
     warnings: tuple = ()      # Diagnostics that do not stop a build
-    # Top-level names of blocks, seqs and repeats -> the node that is their output.
+    # Qualified names of blocks, seqs and repeats -> the node that is their output.
     aliases: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
 
     def consumers(self) -> dict:
@@ -50,16 +50,8 @@ class Graph:
 
     def needed_for(self, training: bool) -> list:
         """Names of the nodes computed in this mode, topologically ordered."""
-        wanted = [o.node for o in self.outputs if training or not o.train_only]
-        seen = set()
-        stack = list(wanted)
-        while stack:
-            name = stack.pop()
-            if name in seen or name == INPUT:
-                continue
-            seen.add(name)
-            stack.extend(self.nodes[name].inputs)
-        return [n for n in self.nodes if n in seen]
+        needed = _ancestors(self.nodes, [o.node for o in self.active_outputs(training)])
+        return [n for n in self.nodes if n in needed]
 
     def active_outputs(self, training: bool) -> tuple:
         return tuple(o for o in self.outputs if training or not o.train_only)

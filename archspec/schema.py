@@ -2,7 +2,8 @@
 
 The generated schema is shipped as `archspec/spec.schema.json` so other tools can
 validate specs without importing archspec; a test keeps the two identical, and
-`python -m archspec.schema` rewrites the file after an op is added.
+`python -c "from archspec.schema import write_schema; write_schema()"` rewrites the
+file after an op is added.
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from types import MappingProxyType
 
 import yaml
 
-from .diagnostics import Diagnostic, Position, SpecError, did_you_mean, display_path, error
+from .diagnostics import Diagnostic, SpecError, did_you_mean, display_path, error
 from .expressions import ExpressionError, resolve
 from .schema import validate_document
 from .yaml_source import SourceMap, load_text, position_of, read_text

@@ -55,14 +55,16 @@ class Summary:
         data["memory_definition"] = MEMORY_DEFINITION
         return data
 
-    def folded(self, depth: int) -> "Summary":
+    def folded(self, depth: int, aliases: dict | None = None) -> "Summary":
         """Rows merged to the first `depth` parts of their names (`layer1.0` at 2)."""
-        groups: dict[str, list] = {}
+        rows_by_name = {row.name: row for row in self.rows}
+        groups: dict[str, list] = {}  # the shape of a group is its block's output's, else its last row's
         for row in self.rows:
             groups.setdefault(".".join(row.name.split(".")[:depth]), []).append(row)
         rows = tuple(
             members[0] if len(members) == 1 and members[0].name == key else
-            Row(key, dict(members[0].scopes).get(key, f"{len(members)} ops"), members[-1].shape,
+            Row(key, dict(members[0].scopes).get(key, f"{len(members)} ops"),
+                rows_by_name[aliases[key]].shape if key in (aliases or {}) else members[-1].shape,
                 sum(r.params for r in members), sum(r.macs for r in members),
                 all(r.train_only for r in members), all(r.frozen for r in members), members[0].scopes)
             for key, members in groups.items())

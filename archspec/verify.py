@@ -35,9 +35,8 @@ def verify(inferred: InferredGraph, name: str = "network") -> None:
         gm = fx.GraphModule(net, graph)
         x = torch.empty((VERIFY_BATCH, *inferred.graph.input_shape), device="meta")
         Recorder(gm).run(x)
-        by_fx_name = {n: s for n, s in seen.items()}
-        names = _fx_to_spec_names(graph, inferred)
-        for fx_node, shape in by_fx_name.items():
+        names = _fx_to_spec_names(graph)
+        for fx_node, shape in seen.items():
             spec_name = names.get(fx_node)
             if spec_name is None or spec_name in reported:
                 continue
@@ -52,6 +51,6 @@ def verify(inferred: InferredGraph, name: str = "network") -> None:
         raise SpecError(problems)
 
 
-def _fx_to_spec_names(graph: fx.Graph, inferred: InferredGraph) -> dict:
-    """fx nodes carry the spec name they were traced from (set in build._trace)."""
+def _fx_to_spec_names(graph: fx.Graph) -> dict:
+    """fx nodes carry the spec name they were traced from (set in builder._trace)."""
     return {n: n.meta["archspec_node"] for n in graph.nodes if "archspec_node" in n.meta}

@@ -51,3 +51,9 @@ def test_unknown_name_suggests_a_close_one():
     with pytest.raises(ExpressionError) as err:
         resolve("${planse * 2}", {"planes": 4})
     assert "planes" in err.value.hint
+
+
+def test_bitwise_not_is_refused():
+    with pytest.raises(ExpressionError) as err:
+        resolve("${~3}", {})
+    assert err.value.code == "E0505"

@@ -458,3 +458,15 @@ def test_overrides_accumulate_on_a_loaded_spec():
     assert dict(again.args) == {"n": 5, "m": 7} and again.input_shape == (4,)
     # 4*5 + 5 and 5*7 + 7
     assert archspec.summarize(loaded, m=7).total_params == 25 + 42
+
+
+def test_node_names_taken_by_torch_are_refused():
+    from archspec.builder import CompiledNetwork, Namespace
+    from archspec.expand import TAKEN_BY_TORCH
+
+    public = {n for cls in (nn.Module, CompiledNetwork, Namespace) for n in dir(cls) if not n.startswith("_")}
+    public |= {n for n in vars(CompiledNetwork("x", {})) if not n.startswith("_")}
+    assert public <= TAKEN_BY_TORCH
+    with pytest.raises(SpecError) as err:
+        compiled("input: [3, 4, 4]\ngraph:\n  type: {op: conv, out: 2, k: 1}\n")
+    assert err.value.code == "E0408" and "`type`" in str(err.value)

@@ -131,7 +131,8 @@ class Op:
 
     # -- argument handling shared by every op --------------------------------
     def normalise(self, given: dict) -> dict:
-        """Defaults filled in and each value type-checked; raises OpError (E0408)."""
+        """Defaults filled in and each value type-checked; raises OpError (E0304 for a
+        missing argument, E0408 for a value of the wrong kind)."""
         out = {}
         for key, arg in self.args.items():
             if key not in given:

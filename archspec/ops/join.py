@@ -6,10 +6,6 @@ import operator
 from .base import Arg, Op, OpError, register
 
 
-def _describe(names, shapes):
-    return ", ".join(f"{n} is {list(s)}" for n, s in zip(names, shapes))
-
-
 @register
 class Concat(Op):
     name = "concat"
