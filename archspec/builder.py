@@ -121,16 +121,16 @@ def _trace(inferred: InferredGraph, modules: dict, training: bool) -> fx.Graph:
         node = graph.nodes[name]
         op = REGISTRY[node.op]
         fed = node.inputs[:op.fed_inputs] if op.fed_inputs else node.inputs
-        plan = None if name in modules else op.function(
-            node.args, [inferred.shape(src) for src in node.inputs], training, inplace=False)
+        shapes = [inferred.shape(src) for src in node.inputs]
+        plan = None if name in modules else op.function(node.args, shapes, training, inplace=False)
         shares = name not in modules and (plan is None or not op.allocates)
         storage[name] = storage[fed[0]] if shares else name
-        plans[name] = (fed, plan, shares)
+        plans[name] = (fed, plan, shares, shapes)
 
     # How many consumers read each storage; a view is not a reader, its readers are.
     readers: dict[str, int] = {}
     for name in order:
-        fed, _, shares = plans[name]
+        fed, _, shares, _ = plans[name]
         if not shares:
             for src in fed:
                 readers[storage[src]] = readers.get(storage[src], 0) + 1
@@ -139,7 +139,7 @@ def _trace(inferred: InferredGraph, modules: dict, training: bool) -> fx.Graph:
 
     for name in order:
         node = graph.nodes[name]
-        fed, plan, _ = plans[name]
+        fed, plan, _, shapes = plans[name]
         args = [values[src] for src in fed]
         if name in modules:
             values[name] = g.call_module(name, tuple(args))
@@ -154,8 +154,8 @@ def _trace(inferred: InferredGraph, modules: dict, training: bool) -> fx.Graph:
             # torchvision's do); in training, only where autograd keeps no copy of it.
             inplace = (source != INPUT and readers.get(source) == 1
                        and (not training or producer in _SAFE_TO_OVERWRITE_IN_TRAINING))
-            fn, kwargs = REGISTRY[node.op].function(node.args, [inferred.shape(s) for s in node.inputs],
-                                                    training, inplace)
+            # Asked again: the in-place choice is known only now that readers are counted.
+            fn, kwargs = plan if not inplace else REGISTRY[node.op].function(node.args, shapes, training, True)
             call_args = (list(args),) if fn is torch.cat else tuple(args)
             values[name] = g.call_function(fn, call_args, kwargs)
         values[name].meta["archspec_node"] = name

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 from .diagnostics import Diagnostic, SpecError, error
-from .expressions import ExpressionError, resolve
 from .infer import InferredGraph
-from .spec import Spec
+from .spec import Spec, resolve_written
 from .yaml_source import position_of
 
 
@@ -16,16 +15,7 @@ def check_expectations(spec: Spec, inferred: InferredGraph) -> None:
     problems = []
 
     def value(container, key):
-        raw = container[key]
-        items = raw if isinstance(raw, list) else [raw]
-        out = []
-        for index, item in enumerate(items):
-            try:
-                out.append(resolve(item, env))
-            except ExpressionError as exc:
-                where = position_of(raw, index) if isinstance(raw, list) else position_of(container, key)
-                raise error(exc.code, f"expect {key}: {exc.message}", where, exc.hint) from None
-        return out if isinstance(raw, list) else out[0]
+        return resolve_written(container[key], env, position_of(container, key), f"expect {key}")
 
     def shape(container, key):
         got = value(container, key)

@@ -16,11 +16,10 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from .diagnostics import Diagnostic, Position, SpecError, did_you_mean, error
-from .expressions import ExpressionError, resolve
-from .graph import INPUT, Graph, Node, Output, finish_graph
+from .graph import INPUT, Graph, Node, Output, finish_graph, to_networkx
 from .ops import REGISTRY, OpError
 from .schema import COMMON_NODE_KEYS, NODE_KINDS
-from .spec import Spec
+from .spec import Spec, resolve_written
 from .yaml_source import SourceMap, make_map, position_of
 
 MAX_NODES = 250_000
@@ -97,15 +96,7 @@ class _Expander:
         return finish_graph(self.spec.input_shape, nodes, outputs, aliases)
 
     # -- evaluation helpers ---------------------------------------------------
-    def value(self, raw, env, pos, what):
-        try:
-            if isinstance(raw, list):
-                return [self.value(v, env, position_of(raw, i) or pos, what) for i, v in enumerate(raw)]
-            if isinstance(raw, dict):
-                return {k: self.value(v, env, position_of(raw, k), what) for k, v in raw.items()}
-            return resolve(raw, env)
-        except ExpressionError as exc:
-            raise error(exc.code, f"{what}: {exc.message}", pos, exc.hint) from None
+    value = staticmethod(resolve_written)
 
     def fail(self, code, message, pos, scope, hint=None):
         raise SpecError(Diagnostic(code, message, pos, hint, scope.trace))
@@ -455,10 +446,7 @@ def _sound_part(input_shape, nodes: dict) -> Graph | None:
     """The nodes untouched by an expansion error, so shape checks can still run on them."""
     import networkx as nx
 
-    dag = nx.DiGraph()
-    for node in nodes.values():
-        dag.add_node(node.name)
-        dag.add_edges_from((src, node.name) for src in node.inputs)
+    dag = to_networkx(nodes)
     if not nx.is_directed_acyclic_graph(dag):
         return None
     sound = {}

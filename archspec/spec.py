@@ -158,16 +158,20 @@ def _settle(path: str, document: SourceMap, overrides: dict, input_shape, parent
 
 
 def _resolve_arg(key, default, values, pos):
+    return resolve_written(default, values, pos, f"argument `{key}`")
+
+
+def resolve_written(raw, env: dict, pos, what: str):
+    """The value of what a spec wrote, lists and mappings item by item, expressions
+    evaluated; an expression error points at the item that wrote it."""
+    if isinstance(raw, list):
+        return [resolve_written(v, env, position_of(raw, i) or pos, what) for i, v in enumerate(raw)]
+    if isinstance(raw, dict):
+        return {k: resolve_written(v, env, position_of(raw, k), what) for k, v in raw.items()}
     try:
-        return _deep_resolve(default, values)
+        return resolve(raw, env)
     except ExpressionError as exc:
-        raise error(exc.code, f"argument `{key}`: {exc.message}", pos, exc.hint) from None
-
-
-def _deep_resolve(value, env):
-    if isinstance(value, list):
-        return [_deep_resolve(v, env) for v in value]
-    return resolve(value, env)
+        raise error(exc.code, f"{what}: {exc.message}", pos, exc.hint) from None
 
 
 def _kind(value) -> str:
@@ -184,8 +188,8 @@ def _kind(value) -> str:
 
 def _type_problem(key, default, value, earlier) -> str | None:
     try:
-        reference = _deep_resolve(default, earlier)
-    except ExpressionError:
+        reference = resolve_written(default, earlier, None, key)
+    except SpecError:
         reference = None
     if reference is None:
         return None
@@ -222,19 +226,14 @@ def _input_shape(document, override, values, path) -> tuple:
     pos = position_of(document, "input")
     if raw is None:
         raise error("E0304", "the spec has no `input:` shape", document.pos, "add `input: [3, 224, 224]`")
-    items = raw if isinstance(raw, list) else [raw]
-    value = []
-    for index, item in enumerate(items):
-        where = position_of(raw, index) if isinstance(raw, list) else pos
-        try:
-            value.append(resolve(item, values))
-        except ExpressionError as exc:
-            raise error(exc.code, f"input: {exc.message}", where, exc.hint) from None
-        if isinstance(raw, list) and not (isinstance(value[-1], int) and not isinstance(value[-1], bool)
-                                          and value[-1] >= 1):
-            raise error("E0408", f"input: every size must be a positive whole number, got {value[-1]!r}", where)
+    value = resolve_written(raw, values, pos, "input")
+    if isinstance(raw, list):
+        for index, size in enumerate(value):
+            if not (isinstance(size, int) and not isinstance(size, bool) and size >= 1):
+                raise error("E0408", f"input: every size must be a positive whole number, got {size!r}",
+                            position_of(raw, index))
     try:
-        return parse_shape(value if isinstance(raw, list) else value[0])
+        return parse_shape(value)
     except ValueError as exc:
         raise error("E0408", f"input: {exc}", pos) from None
 
