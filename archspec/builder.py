@@ -8,17 +8,12 @@ training-only outputs such as auxiliary heads).
 """
 from __future__ import annotations
 
-import torch
-import torch.fx as fx
 import torch.nn as nn
 
 from .diagnostics import Diagnostic, SpecError
-from .graph import INPUT
+from .forward import forward_graph
 from .infer import InferredGraph
 from .ops import REGISTRY
-
-# Producers whose output autograd does not keep, so an activation may overwrite it.
-_SAFE_TO_OVERWRITE_IN_TRAINING = {"conv", "bn", "add", "concat", "linear", "project"}
 
 
 class CompiledNetwork(nn.Module):
@@ -67,7 +62,7 @@ def build_module(inferred: InferredGraph, name: str, device=None, dtype=None) ->
 
     net._code = {}
     for training in (True, False):
-        fx_graph = _trace(inferred, modules, training)
+        fx_graph = forward_graph(inferred, modules, training)
         python = fx_graph.python_code(root_module="self")
         namespace = dict(python.globals)
         exec(compile(python.src, f"<archspec {name} {'train' if training else 'eval'}>", "exec"), namespace)
@@ -105,60 +100,3 @@ def _place(root: nn.Module, path: str, module: nn.Module) -> None:
             parent.add_module(part, child)
         parent = child
     parent.add_module(leaf, module)
-
-
-def _trace(inferred: InferredGraph, modules: dict, training: bool) -> fx.Graph:
-    graph = inferred.graph
-    order = graph.needed_for(training)
-    outputs = graph.active_outputs(training)
-    g = fx.Graph()
-    values = {INPUT: g.placeholder("x")}
-    # storage[node]: the node whose tensor memory its value lives in. Pass-throughs and
-    # views (flatten) share their input's; anything else owns its own.
-    storage = {INPUT: INPUT}
-    plans = {}
-    for name in order:
-        node = graph.nodes[name]
-        op = REGISTRY[node.op]
-        fed = node.inputs[:op.fed_inputs] if op.fed_inputs else node.inputs
-        shapes = [inferred.shape(src) for src in node.inputs]
-        plan = None if name in modules else op.function(node.args, shapes, training, inplace=False)
-        shares = name not in modules and (plan is None or not op.allocates)
-        storage[name] = storage[fed[0]] if shares else name
-        plans[name] = (fed, plan, shares, shapes)
-
-    # How many consumers read each storage; a view is not a reader, its readers are.
-    readers: dict[str, int] = {}
-    for name in order:
-        fed, _, shares, _ = plans[name]
-        if not shares:
-            for src in fed:
-                readers[storage[src]] = readers.get(storage[src], 0) + 1
-    for out in outputs:
-        readers[storage[out.node]] = readers.get(storage[out.node], 0) + 1
-
-    for name in order:
-        node = graph.nodes[name]
-        fed, plan, _, shapes = plans[name]
-        args = [values[src] for src in fed]
-        if name in modules:
-            values[name] = g.call_module(name, tuple(args))
-        elif plan is None:
-            values[name] = args[0]
-            continue
-        else:
-            source = storage[fed[0]]
-            producer = graph.nodes[source].op if source != INPUT else None
-            # The first input may be overwritten when nothing else reads its memory (the
-            # op decides whether it can use that: activations and a residual sum do, as
-            # torchvision's do); in training, only where autograd keeps no copy of it.
-            inplace = (source != INPUT and readers.get(source) == 1
-                       and (not training or producer in _SAFE_TO_OVERWRITE_IN_TRAINING))
-            # Asked again: the in-place choice is known only now that readers are counted.
-            fn, kwargs = plan if not inplace else REGISTRY[node.op].function(node.args, shapes, training, True)
-            call_args = (list(args),) if fn is torch.cat else tuple(args)
-            values[name] = g.call_function(fn, call_args, kwargs)
-        values[name].meta["archspec_node"] = name
-    results = [values[o.node] for o in outputs]
-    g.output(results[0] if len(results) == 1 else tuple(results))
-    return g

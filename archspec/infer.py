@@ -53,7 +53,7 @@ def infer(graph: Graph) -> InferredGraph:
         try:
             out = op.infer(node.args, shapes)
             params = op.params(node.args, shapes, out)
-            macs = op.macs(node.args, shapes, out, params)
+            macs = op.macs(node.args, shapes, out)
             buffers = op.buffers(node.args, shapes, out)
         except OpError as exc:
             message = f"{name}: {exc.message}"

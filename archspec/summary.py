@@ -8,9 +8,10 @@ from dataclasses import asdict, dataclass, replace
 from .infer import InferredGraph
 from .ops import REGISTRY
 
-MAC_DEFINITION = ("multiply-accumulates as torchinfo counts mult-adds: for each conv, "
-                  "(weights + biases) x output positions; for linear and batch norm, their "
-                  "parameter count; pools, activations and joins count 0")
+MAC_DEFINITION = ("multiply-accumulates as torch.utils.flop_counter.FlopCounterMode counts them "
+                  "(its flops / 2): the products of convolutions, linear layers at every position "
+                  "they apply to, and attention's matrix products; bias adds, norms, activations, "
+                  "pools and joins count 0")
 MEMORY_DEFINITION = ("params and buffers: their elements x the dtype's size (int64 counters 8 bytes); "
                      "activations: every node output that gets its own storage, x batch x dtype size, "
                      "which is what a training forward keeps for backward (an upper bound: in-place "

@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 import torch.fx as fx
 
-from .builder import _trace, build_module
+from .builder import build_module
+from .forward import forward_graph, spec_names
 from .diagnostics import Diagnostic, SpecError
 from .infer import InferredGraph
 
@@ -22,7 +23,7 @@ def verify(inferred: InferredGraph, name: str = "network") -> None:
     problems, reported = [], set()
     for training in (True, False):
         net.train(training)
-        graph = _trace(inferred, {k: modules[k] for k in modules if k and k in inferred.graph.nodes}, training)
+        graph = forward_graph(inferred, {k: modules[k] for k in modules if k and k in inferred.graph.nodes}, training)
         seen = {}
 
         class Recorder(fx.Interpreter):
@@ -35,7 +36,7 @@ def verify(inferred: InferredGraph, name: str = "network") -> None:
         gm = fx.GraphModule(net, graph)
         x = torch.empty((VERIFY_BATCH, *inferred.graph.input_shape), device="meta")
         Recorder(gm).run(x)
-        names = _fx_to_spec_names(graph)
+        names = spec_names(graph)
         for fx_node, shape in seen.items():
             spec_name = names.get(fx_node)
             if spec_name is None or spec_name in reported:
@@ -49,8 +50,3 @@ def verify(inferred: InferredGraph, name: str = "network") -> None:
                     "this is a bug in archspec's shape rules; please report it with the spec"))
     if problems:
         raise SpecError(problems)
-
-
-def _fx_to_spec_names(graph: fx.Graph) -> dict:
-    """fx nodes carry the spec name they were traced from (set in builder._trace)."""
-    return {n: n.meta["archspec_node"] for n in graph.nodes if "archspec_node" in n.meta}

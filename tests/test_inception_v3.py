@@ -5,18 +5,18 @@ import torchvision
 
 import archspec
 from archspec.spec import parse_override
-from conftest import SPECS, outputs_agree
+from conftest import SPECS, flop_counter_macs, outputs_agree, within
 
 SPEC = SPECS / "inception_v3.yaml"
 
 # Figures from /work/shared/REFERENCE.md (torchvision 0.29.1, torchinfo 1.8.0).
 PARAMS = {True: 27_161_264, False: 23_834_568}   # aux_logits on / off
-EVAL_MACS = 5_713_251_528                         # batch 1, eval mode: aux head not run
-# Training mode runs the aux head too (torchinfo's definition, 17x17 -> pool 5x5):
-#   conv0 768->128 1x1 at 5x5: 768*128*25 = 2,457,600, its BN 256
-#   conv1 128->768 5x5 at 1x1: 128*768*25 = 2,457,600, its BN 1,536
-#   fc 768->1000: 768*1000 + 1000 = 769,000                     total 5,685,992
-TRAIN_MACS = EVAL_MACS + 2_457_600 + 256 + 2_457_600 + 1_536 + 769_000
+TORCHINFO_MACS = 5_713_251_528                    # batch 1, eval mode: aux head not run
+# Training mode runs the aux head too (17x17 -> pool 5x5), as FlopCounterMode counts it:
+#   conv0 768->128 1x1 at 5x5: 768*128*25 = 2,457,600
+#   conv1 128->768 5x5 at 1x1: 128*768*25 = 2,457,600
+#   fc 768->1000: 768*1000 = 768,000                           total 5,683,200
+AUX_MACS = 2_457_600 + 2_457_600 + 768_000
 
 # Per-sample shapes from REFERENCE.md, "Shapes quoted by the seeds", Inception v3 (seed 000).
 STAGE_SHAPES = {
@@ -108,8 +108,11 @@ def test_parameter_count(aux):
 @pytest.mark.parametrize("aux", [True, False])
 def test_macs(aux):
     summary = archspec.summarize(SPEC, aux_logits=aux)
-    assert summary.total_macs == EVAL_MACS
-    assert summary.train_macs == (TRAIN_MACS if aux else EVAL_MACS)
+    reference = torchvision.models.inception_v3(weights=None, aux_logits=aux, init_weights=False)
+    eval_macs = flop_counter_macs(reference, (3, 299, 299))
+    assert summary.total_macs == eval_macs
+    assert within(summary.total_macs, TORCHINFO_MACS)
+    assert summary.train_macs == eval_macs + (AUX_MACS if aux else 0)
 
 
 def test_state_dict_keys_in_torchvision_order(pair):

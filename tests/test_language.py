@@ -14,7 +14,7 @@ def spec(text, **overrides):
 
 
 def compiled(text, **overrides):
-    return archspec.compile_spec(spec(text, **overrides))[1]
+    return archspec.compile_spec(spec(text, **overrides)).inferred
 
 
 def n_params(module):
@@ -184,7 +184,7 @@ def test_blocks_take_arguments_with_defaults():
           b: {block: cbr, out: 6, k: 3}
     """)
     assert inferred.graph.nodes["a.bn"].args["eps"] == 0.001
-    assert inferred.graph.nodes["b.conv"].args["pad"] == (1, 1)
+    assert inferred.graph.nodes["b.conv"].args["pad"] == 1
     # a: 4*3 + 8; b: 6*4*9 + 12
     assert inferred.total_params == 12 + 8 + 216 + 12
 
@@ -203,7 +203,7 @@ def test_repeat_with_index_override_and_index_variable():
     """)
     nodes = inferred.graph.nodes
     assert list(nodes) == ["stage.0", "stage.1", "stage.2"]
-    assert nodes["stage.0"].args["stride"] == (2, 2) and nodes["stage.1"].args["stride"] == (1, 1)
+    assert nodes["stage.0"].args["stride"] == 2 and nodes["stage.1"].args["stride"] == 1
     assert nodes["stage.2"].args["bias"] is False
     assert inferred.shape("stage.2") == (12, 8, 8)
 
@@ -291,7 +291,7 @@ def test_extends_merges_args_and_blocks(tmp_path):
     """))
     child = archspec.load(tmp_path / "child.yaml")
     assert dict(child.args) == {"n": 3, "width": 6}
-    inferred = archspec.compile_spec(child)[1]
+    inferred = archspec.compile_spec(child).inferred
     # conv 6*2 (no bias) + linear 6*16*3 + 3
     assert inferred.total_params == 12 + 288 + 3
 
@@ -320,13 +320,16 @@ def test_build_in_a_dtype():
 
 
 def test_nodes_that_feed_no_output_are_dropped_with_a_warning():
-    inferred = compiled("""
-        input: [2]
-        graph:
-          used: {op: linear, out: 3}
-          unused: {op: linear, out: 4, from: input}
-        outputs: {y: used}
-    """)
+    # API users get the warning through the warnings module, as archspec.SpecWarning.
+    with pytest.warns(archspec.SpecWarning, match=r"warning\[W0308\]: node `unused` feeds no output") as caught:
+        inferred = compiled("""
+            input: [2]
+            graph:
+              used: {op: linear, out: 3}
+              unused: {op: linear, out: 4, from: input}
+            outputs: {y: used}
+        """)
+    assert caught[0].message.diagnostic.pos.line == 5
     assert list(inferred.graph.nodes) == ["used"]
     assert [w.code for w in inferred.graph.warnings] == ["W0308"]
     assert inferred.total_params == 9

@@ -1,5 +1,7 @@
-"""Importing this package registers every op in `REGISTRY`."""
+"""The op registry. Importing this package registers every built-in op."""
 from . import activation, conv, join, norm, pool, tensor  # noqa: F401
-from .base import REGISTRY, Op, OpError, Shape
+from .base import ARG_KINDS, Arg, Example, Op, OpError, Shape
+from .registry import REGISTRY, PluginError, RegistrationError, register_op
 
-__all__ = ["REGISTRY", "Op", "OpError", "Shape"]
+__all__ = ["ARG_KINDS", "Arg", "Example", "Op", "OpError", "PluginError", "REGISTRY", "RegistrationError",
+           "Shape", "register_op"]

@@ -1,30 +1,51 @@
-"""Element-wise activations: stateless, applied in place where nothing else reads the input."""
+"""Element-wise activations: stateless, any rank, applied in place where nothing else
+reads the input."""
 from __future__ import annotations
 
-from .base import Op, register
+import importlib
+
+from .base import Example, Op
+from .registry import register
+
+_ANY = (Example({}, ((3, 5, 5),)), Example({}, ((7,),)))
 
 
-def _activation(op_name: str, fn_path: str, supports_inplace: bool = True, doc: str = ""):
-    """`fn_path`: where the function lives, as `module.attribute` below torch."""
-    module_path, _, attr = fn_path.rpartition(".")
+class _Activation(Op):
+    fn = ""                  # the function, as `module.attribute` below torch
+    has_inplace = True       # it takes `inplace=True`
+    examples = _ANY
 
-    class Activation(Op):
-        name = op_name
-
-        def function(self, a, shapes, training, inplace):
-            import importlib
-
-            fn = getattr(importlib.import_module(module_path), attr)
-            return fn, ({"inplace": True} if inplace and supports_inplace else {})
-
-    Activation.doc = doc
-    Activation.__name__ = Activation.__qualname__ = f"{op_name.capitalize()}Op"
-    return register(Activation)
+    def function(self, a, shapes, training, inplace):
+        module_path, _, attr = self.fn.rpartition(".")
+        fn = getattr(importlib.import_module(module_path), attr)
+        return fn, ({"inplace": True} if inplace and self.has_inplace else {})
 
 
-_activation("relu", "torch.nn.functional.relu", doc="max(x, 0)")
-_activation("relu6", "torch.nn.functional.relu6", doc="min(max(x, 0), 6)")
-_activation("silu", "torch.nn.functional.silu", doc="x * sigmoid(x)")
-_activation("gelu", "torch.nn.functional.gelu", supports_inplace=False, doc="Gaussian error linear unit")
-_activation("sigmoid", "torch.sigmoid", supports_inplace=False, doc="1 / (1 + exp(-x))")
-_activation("tanh", "torch.tanh", supports_inplace=False, doc="hyperbolic tangent")
+@register
+class ReLU(_Activation):
+    name, doc, fn = "relu", "max(x, 0)", "torch.nn.functional.relu"
+
+
+@register
+class ReLU6(_Activation):
+    name, doc, fn = "relu6", "min(max(x, 0), 6)", "torch.nn.functional.relu6"
+
+
+@register
+class SiLU(_Activation):
+    name, doc, fn = "silu", "x * sigmoid(x) (swish)", "torch.nn.functional.silu"
+
+
+@register
+class GELU(_Activation):
+    name, doc, fn, has_inplace = "gelu", "Gaussian error linear unit (exact erf form)", "torch.nn.functional.gelu", False
+
+
+@register
+class Sigmoid(_Activation):
+    name, doc, fn, has_inplace = "sigmoid", "1 / (1 + exp(-x))", "torch.sigmoid", False
+
+
+@register
+class Tanh(_Activation):
+    name, doc, fn, has_inplace = "tanh", "hyperbolic tangent", "torch.tanh", False

@@ -1,17 +1,27 @@
-"""The op registry: each primitive op is declared once, here or in a sibling module.
+"""What an op is: its arguments, its rules, its capabilities and its examples.
 
-An `Op` says which arguments it takes (with their JSON Schema and default), how
-many inputs it joins, and its shape rule, parameter count, multiply-accumulates
-and how it builds. Every stage looks ops up in `REGISTRY`; none of them branches
-on an op's name, so adding an op means adding one class.
+An `Op` subclass declares everything every stage needs to know about one primitive
+operation, in one place:
 
-Shapes are per sample, without the batch dimension: (C, H, W) for images,
-(F,) after flatten. Ops import torch inside `module` and `function` only, so
-validating and summarising a spec never pays for importing it.
+- `args`: the arguments a spec may write, each an `Arg` of a kind in `ARG_KINDS`;
+  the JSON Schema of a node using the op is generated from them;
+- the rules: `infer` (output shape), `params`, `buffers`, `macs`, each pure
+  arithmetic on per-sample shapes;
+- how it runs: `module` (an nn.Module holding weights, placed at the node's name)
+  or `function` (a stateless callable for the generated forward);
+- capabilities the builder and summary ask about (`allocates`,
+  `output_saved_for_backward`, `takes_list`, `join`);
+- `examples`: small argument sets and input shapes that the registry test builds,
+  runs and measures against PyTorch, so an op without examples fails the suite.
+
+Shapes are per sample, without the batch dimension: (C, H, W) for images, (C, L) for
+signals, (C, T, H, W) for video, (L, D) for token sequences, (F,) for vectors. Ops
+import torch only inside `module` and `function`, so validating and summarising a
+spec never pays for importing it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:  # torch is imported only when something is built
@@ -35,38 +45,42 @@ REQUIRED = object()
 
 @dataclass(frozen=True)
 class Arg:
-    kind: str  # one of ARG_KINDS
+    kind: str  # a key of ARG_KINDS, or "choice"
     default: Any = REQUIRED
     doc: str = ""
     choices: tuple = ()
 
 
-def _int_schema(minimum=None):
-    s = {"type": "integer"}
-    if minimum is not None:
-        s["minimum"] = minimum
-    return s
+@dataclass(frozen=True)
+class Example:
+    """One small use of an op, run by tests/test_op_registry.py: `args` as a spec writes
+    them, `inputs` the per-sample shape of each input, in order."""
+
+    args: dict = field(default_factory=dict)
+    inputs: tuple = ((3, 8, 8),)
 
 
-# kind -> (JSON Schema of a literal value, a checker/normaliser).
-_PAIRS: dict = {}  # one tuple per distinct pair: graphs of 10,000s of nodes share them
+def _int_schema():
+    return {"type": "integer"}
 
 
-def _pair(value):
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        pair = (value, value)
-    elif isinstance(value, list) and len(value) == 2 and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value):
-        pair = tuple(value)
-    else:
-        return None
-    return _PAIRS.setdefault(pair, pair) if len(_PAIRS) < 4096 else pair
+EXPRESSION_SCHEMA = {"type": "string", "pattern": r"\$"}
+_INT_OR_EXPRESSION = {"anyOf": [_int_schema(), EXPRESSION_SCHEMA]}
+
+# Graphs of 10,000s of nodes repeat the same few tuples; one object serves them all.
+_INTERNED: dict = {}
+
+
+def _intern(value: tuple) -> tuple:
+    return _INTERNED.setdefault(value, value) if len(_INTERNED) < 4096 else value
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _int(value):
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return value if _is_int(value) else None
 
 
 def _number(value):
@@ -77,30 +91,67 @@ def _bool(value):
     return value if isinstance(value, bool) else None
 
 
+def _text(value):
+    return value if isinstance(value, str) else None
+
+
+def _ints(value):
+    if isinstance(value, (list, tuple)) and all(_is_int(v) for v in value):
+        return _intern(tuple(value))
+    return None
+
+
+def _size(value):
+    """An int (the same along every spatial dimension) or one int per dimension."""
+    if _is_int(value):
+        return value
+    if isinstance(value, (list, tuple)) and 1 <= len(value) <= 3:
+        return _ints(value)
+    return None
+
+
+# kind -> (JSON Schema of a literal value, checker returning the normalised value or
+# None, what the kind is in words). Lists admit an expression for any item.
 ARG_KINDS: dict[str, tuple[dict, Callable, str]] = {
     "int": (_int_schema(), _int, "an integer"),
-    "pair": ({"oneOf": [_int_schema(), {"type": "array", "items": _int_schema(),
-                                          "minItems": 2, "maxItems": 2}]},
-             _pair, "an integer or a list of two integers"),
+    "size": ({"anyOf": [_int_schema(), {"type": "array", "items": _INT_OR_EXPRESSION,
+                                         "minItems": 1, "maxItems": 3}]},
+             _size, "an integer or a list of one integer per spatial dimension"),
+    "ints": ({"type": "array", "items": _INT_OR_EXPRESSION}, _ints, "a list of integers"),
     "number": ({"type": "number"}, _number, "a number"),
     "bool": ({"type": "boolean"}, _bool, "true or false"),
+    "text": ({"type": "string"}, _text, "text"),
     "choice": ({"type": "string"}, None, "one of the listed words"),
 }
 
-EXPRESSION_SCHEMA = {"type": "string", "pattern": r"\$"}
-
 
 class Op:
-    """Base class; subclasses set `name`, `args`, and override the rules they need."""
+    """Base class; subclasses set `name`, `args`, `examples`, and override the rules
+    they need. Defaults describe a stateless op that keeps its input's shape."""
 
     name: str = ""
     doc: str = ""
     args: dict[str, Arg] = {}
+    examples: tuple[Example, ...] = ()
+    # For docs/ops.md: the shape and MAC rules in words.
+    shape_rule: str = "the input's shape"
+    mac_rule: str = "0"
+
     inputs: int | None = 1  # None: two or more
     # How many leading inputs the built forward receives; the rest only lend
     # their shape (a shortcut projection sizes itself after the body's output).
     fed_inputs: int | None = None
+    # Also a node kind joining branches (`concat: [...]`), not only `op: concat`.
+    join: bool = False
+    # The function takes its inputs as one list (torch.cat), not as arguments.
+    takes_list: bool = False
+    # False for ops whose output is a view or the input itself (no new storage).
+    allocates: bool = True
+    # Whether autograd keeps this op's output for its backward: then an in-place op
+    # after it must not overwrite that output in training. True is the safe default.
+    output_saved_for_backward: bool = True
 
+    # -- rules (per-sample shapes; pure arithmetic) -------------------------------
     def infer(self, a: dict, shapes: list[Shape]) -> Shape:
         return shapes[0]
 
@@ -111,13 +162,11 @@ class Op:
         """Elements of the module's buffers: (floating point, int64), for memory estimates."""
         return 0, 0
 
-    # False for ops whose output is a view or the input itself (no new storage).
-    allocates: bool = True
-
-    def macs(self, a: dict, shapes: list[Shape], out: Shape, params: int) -> int:
-        """Multiply-accumulates per sample, torchinfo's definition: see docs."""
+    def macs(self, a: dict, shapes: list[Shape], out: Shape) -> int:
+        """Multiply-accumulates per sample, as FlopCounterMode counts them (flops / 2)."""
         return 0
 
+    # -- building ------------------------------------------------------------------
     def module(self, a: dict, shapes: list[Shape], factory: dict) -> "nn.Module | None":
         """The module holding this node's weights, or None for a stateless op."""
         return None
@@ -146,13 +195,13 @@ class Op:
 
     def check_arg(self, key: str, value):
         arg = self.args[key]
+        if value is None and arg.default is None:
+            return None
         if arg.kind == "choice":
             if value not in arg.choices:
                 raise OpError("E0408", f"`{key}` of op `{self.name}` must be one of "
                               f"{', '.join(map(str, arg.choices))}, got {value!r}", arg=key)
             return value
-        if value is None and arg.default is None:
-            return None
         _, check, wanted = ARG_KINDS[arg.kind]
         result = check(value)
         if result is None:
@@ -162,9 +211,7 @@ class Op:
     def arg_schema(self) -> dict:
         props = {}
         for key, arg in self.args.items():
-            literal = dict(ARG_KINDS[arg.kind][0])
-            if arg.kind == "choice":
-                literal = {"enum": list(arg.choices)}
+            literal = {"enum": list(arg.choices)} if arg.kind == "choice" else dict(ARG_KINDS[arg.kind][0])
             options = [literal, EXPRESSION_SCHEMA]
             if arg.default is None:
                 options.append({"type": "null"})
@@ -172,21 +219,31 @@ class Op:
         return props
 
 
-REGISTRY: dict[str, Op] = {}
+# -- helpers the ops share -------------------------------------------------------
+
+_LAYOUTS = {1: "(F,)", 2: "(C, L)", 3: "(C, H, W)", 4: "(C, T, H, W)"}
 
 
-def register(cls):
-    op = cls()
-    assert op.name and op.name not in REGISTRY, op.name
-    REGISTRY[op.name] = op
-    return cls
-
-
-def need_rank(op: Op, shape: Shape, rank: int, what: str = "input") -> None:
-    if len(shape) != rank:
-        layout = {3: "(C, H, W)", 1: "(features,)"}.get(rank, f"rank {rank}")
-        hint = "add `{op: flatten}` before it" if rank == 1 else None
+def need_rank(op: Op, shape: Shape, ranks, what: str = "input") -> None:
+    """Raise E0407 unless `shape` has one of `ranks` (an int or a tuple of them)."""
+    ranks = (ranks,) if isinstance(ranks, int) else tuple(ranks)
+    if len(shape) not in ranks:
+        layout = " or ".join(_LAYOUTS.get(r, f"rank {r}") for r in ranks)
+        hint = "add `{op: flatten}` before it" if ranks == (1,) else None
         raise OpError("E0407", f"op `{op.name}` needs a {layout} {what}, got {list(shape)}", hint)
+
+
+def per_dim(value, rank: int, arg: str):
+    """An int or list argument as one value per spatial dimension."""
+    if isinstance(value, int):
+        return (value,) * rank
+    if len(value) != rank:
+        raise OpError("E0408", f"`{arg}` has {len(value)} values but the input has {rank} spatial "
+                      f"dimension{'s' if rank != 1 else ''}", f"write one integer, or {rank} of them", arg=arg)
+    return tuple(value)
+
+
+AXES = {1: ("length",), 2: ("height", "width"), 3: ("time", "height", "width")}
 
 
 def spatial_out(size: int, kernel: int, stride: int, pad: int, dilation: int = 1,
