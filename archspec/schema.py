@@ -1,9 +1,10 @@
 """The spec language's JSON Schema (Draft 2020-12), generated from the op registry.
 
-The generated schema is shipped as `archspec/spec.schema.json` so other tools can
-validate specs without importing archspec; a test keeps the two identical, and
-`python -c "from archspec.schema import write_schema; write_schema()"` rewrites the
-file after an op is added.
+The schema is built at run time from the ops registered now (plugins included), so a
+new op is valid in specs as soon as it is registered. `archspec/spec.schema.json` is
+an exported copy of the schema for the built-in ops, shipped so that editors and other
+tools can check specs without importing archspec; a test keeps the two equal, and
+`archspec schema > archspec/spec.schema.json` refreshes it.
 """
 from __future__ import annotations
 
@@ -11,30 +12,49 @@ import json
 import re
 from importlib import resources
 
-import jsonschema
-
 from .diagnostics import Diagnostic, SpecError, did_you_mean
-from .ops import REGISTRY
+from .ops import REGISTRY, PluginError
 from .ops.base import EXPRESSION_SCHEMA
 
 SCHEMA_FILE = "spec.schema.json"
 # Keys every node may carry, whatever its kind.
 COMMON_NODE_KEYS = ("name", "from", "when", "repeat", "at", "names", "frozen", "doc")
-NODE_KINDS = ("op", "block", "seq", "concat", "add")
+BASE_NODE_KINDS = ("op", "block", "seq")
 
-_IDENTIFIER = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"}
-_NODE_NAME = {"type": "string", "pattern": r"^[A-Za-z0-9_]+$", "not": {"enum": ["in", "input"]}}
-_REF = {"type": "string", "pattern": r"^[A-Za-z0-9_$][A-Za-z0-9_.${} ]*$"}
+# Names: letters, digits, `_` and `-` (torch accepts them in module paths; RegNet uses
+# `block1-0`). `(?![\s\S])` ends the pattern for real: Python's `$` would let a trailing
+# newline through, and ECMA regular expressions have no `\Z`.
+NAME_PATTERN = r"^[A-Za-z0-9_-]+(?![\s\S])"
+_IDENTIFIER = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*(?![\s\S])"}
+_NODE_NAME = {"type": "string", "pattern": NAME_PATTERN, "not": {"enum": ["in", "input"]}}
+_REF = {"anyOf": [{"type": "string", "pattern": r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(?![\s\S])"},
+                  EXPRESSION_SCHEMA]}
 _INT_OR_EXPR = {"anyOf": [{"type": "integer"}, EXPRESSION_SCHEMA]}
 _BOOL_OR_EXPR = {"anyOf": [{"type": "boolean"}, EXPRESSION_SCHEMA]}
 _SHAPE = {"anyOf": [{"type": "array", "items": _INT_OR_EXPR, "minItems": 1}, EXPRESSION_SCHEMA]}
 
 
-def build_schema() -> dict:
+def join_kinds(ops: dict | None = None) -> tuple:
+    """Ops that are also node kinds (`concat: [...]`), in name order."""
+    return tuple(name for name, op in sorted((ops or REGISTRY.available()).items()) if op.join)
+
+
+def node_kinds(ops: dict | None = None) -> tuple:
+    return BASE_NODE_KINDS + join_kinds(ops)
+
+
+def build_schema(ops: dict | None = None) -> dict:
+    """The schema for `ops` (name -> Op; default: the ops loaded now)."""
+    ops = ops if ops is not None else REGISTRY.available()
+    kinds = node_kinds(ops)
     op_rules = [
         {"if": {"properties": {"op": {"const": name}}, "required": ["op"]},
          "then": {"properties": op.arg_schema()}}
-        for name, op in sorted(REGISTRY.items())
+        for name, op in sorted(ops.items())
+    ]
+    join_rules = [
+        {"if": {"required": [name]}, "then": {"properties": op.arg_schema()}}
+        for name, op in sorted(ops.items()) if op.join
     ]
     node_map = {
         "type": "object",
@@ -48,20 +68,17 @@ def build_schema() -> dict:
             "at": {"type": "object", "propertyNames": {"pattern": r"^-?[0-9]+$"},
                    "additionalProperties": {"type": "object"}},
             "doc": {"type": "string"},
-            "op": {"enum": sorted(REGISTRY)},
+            "op": {"enum": sorted(ops)},
             "block": {"anyOf": [_IDENTIFIER, EXPRESSION_SCHEMA]},
             "seq": {"$ref": "#/$defs/body"},
-            "concat": {"$ref": "#/$defs/branches"},
-            "add": {"$ref": "#/$defs/branches"},
+            **{name: {"$ref": "#/$defs/branches"} for name in join_kinds(ops)},
         },
-        "oneOf": [{"required": [kind]} for kind in NODE_KINDS],
-        "allOf": op_rules + [
+        "oneOf": [{"required": [kind]} for kind in kinds],
+        # The op rules sit in an allOf of their own: a table lookup for the fast checker.
+        "allOf": [{"allOf": op_rules}, *join_rules,
             # A block's arguments are its own: any identifier, any value.
             {"if": {"required": ["block"]},
-             "then": {"propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"},
-                      "additionalProperties": True}},
-            {"if": {"anyOf": [{"required": ["concat"]}, {"required": ["add"]}]},
-             "then": {"properties": {"dim": _INT_OR_EXPR}}},
+             "then": {"propertyNames": _IDENTIFIER, "additionalProperties": True}},
         ],
         "unevaluatedProperties": False,
     }
@@ -138,23 +155,82 @@ def build_schema() -> dict:
 
 
 def shipped_schema() -> dict:
+    """The exported copy of the schema for the built-in ops (spec.schema.json)."""
     return json.loads(resources.files("archspec").joinpath(SCHEMA_FILE).read_text("utf-8"))
 
 
-_validator = None
+# Compiled checks, rebuilt when an op is registered (the registry's version changes).
+_compiled: dict = {}
 
 
-def _get_validator():
-    global _validator
-    if _validator is None:
-        schema = shipped_schema()
-        _validator = jsonschema.Draft202012Validator(schema)
-    return _validator
+def _current(kind: str):
+    key = (kind, REGISTRY.version)
+    if key not in _compiled:
+        if len(_compiled) > 8:
+            _compiled.clear()
+        if kind == "fast":
+            from .fastschema import compile_schema
+
+            _compiled[key] = compile_schema(build_schema())
+        else:
+            import jsonschema  # the reference validator: only documents with errors need it
+
+            _compiled[key] = jsonschema.Draft202012Validator(build_schema())
+    return _compiled[key]
+
+
+def load_ops_used(document) -> None:
+    """Load the plugins whose ops the document uses, so the schema knows them; a
+    plugin that fails is reported where the spec uses its op. Specs that use only
+    loaded ops never look for plugins."""
+    failures = []
+    for node, key in _unknown_op_names(document):
+        try:
+            REGISTRY.get(node[key] if key == "op" else key)
+        except PluginError as exc:
+            failures.append(Diagnostic("E0801", str(exc), node.where(key) if hasattr(node, "where") else None,
+                                       f"reinstall or fix {exc.distribution}, or uninstall it; specs that do "
+                                       "not use its op are unaffected"))
+    if failures:
+        raise SpecError(failures)
+
+
+def _unknown_op_names(document):
+    """(node, key) for each `op:` value, and each key of a node of no known kind, that
+    names no loaded op: the places a plugin might be meant."""
+    loaded = REGISTRY.available()
+    kinds = set(node_kinds(loaded))
+    bodies = [document.get("graph")]
+    blocks = document.get("blocks")
+    if isinstance(blocks, dict):
+        bodies.extend(b.get("body") for b in blocks.values() if isinstance(b, dict))
+    while bodies:
+        body = bodies.pop()
+        nodes = body.values() if isinstance(body, dict) else body if isinstance(body, list) else ()
+        for node in nodes:
+            if isinstance(node, list):
+                bodies.append(node)
+                continue
+            if not isinstance(node, dict):
+                continue
+            if isinstance(node.get("op"), str) and node["op"] not in loaded:
+                yield node, "op"
+            if "seq" in node:
+                bodies.append(node["seq"])
+            present = kinds.intersection(node)
+            for kind in present - set(BASE_NODE_KINDS):
+                if isinstance(node[kind], list):
+                    bodies.extend(node[kind])
+            if not present:
+                yield from ((node, key) for key in node if isinstance(key, str) and key not in COMMON_NODE_KEYS)
 
 
 def validate_document(document) -> None:
     """Raise SpecError listing every schema violation, each at its own position."""
-    errors = list(_get_validator().iter_errors(document))
+    load_ops_used(document)
+    if _current("fast")(document):
+        return
+    errors = list(_current("reference").iter_errors(document))
     if errors:
         diagnostics = []
         for e in errors:
@@ -205,15 +281,15 @@ def _unknown_keys(document, err, path, where) -> list:
     if err.validator == "additionalProperties":
         allowed, owner, op = set(err.schema.get("properties") or ()), f"`{where}`", None
     else:  # a node: its op's arguments and the common keys
-        kinds = [k for k in NODE_KINDS if k in instance]
-        op = REGISTRY.get(instance.get("op"))
-        if len(kinds) != 1 or ("op" in instance and op is None):
+        all_kinds = node_kinds()
+        kinds = [k for k in all_kinds if k in instance]
+        if len(kinds) != 1 or ("op" in instance and instance["op"] not in REGISTRY.available()):
             return []  # the missing or unknown kind is the error, reported on its own
         if "block" in instance:
             return []  # block arguments are checked against the block's declaration
-        allowed = set(COMMON_NODE_KEYS) | set(NODE_KINDS) | (set(op.args) if op else set())
-        if "concat" in instance or "add" in instance:
-            allowed.add("dim")
+        # An op node takes its op's arguments, a join node (`concat:`) its join op's.
+        op = REGISTRY.get(instance["op"] if "op" in instance else kinds[0]) if kinds[0] != "seq" else None
+        allowed = set(COMMON_NODE_KEYS) | set(all_kinds) | (set(op.args) if op else set())
         owner = f"op `{op.name}`" if op else f"`{where}`"
     found = []
     for key in instance:
@@ -233,20 +309,24 @@ def _offers_expression(err) -> bool:
 
 
 def _describe_options(options) -> str:
+    return " or ".join(_describe(options)) + " or an expression like ${...}"
+
+
+def _describe(options) -> list:
     words = []
     for option in options:
         if option == EXPRESSION_SCHEMA:
             continue
         if "enum" in option:
             words.append("one of " + ", ".join(map(str, option["enum"])))
-        elif "oneOf" in option:  # an integer or a pair
-            words.append("an integer or a list of two integers")
+        elif "anyOf" in option:
+            words.extend(_describe(option["anyOf"]))
         elif option.get("type") == "array":
-            words.append("a list")
+            words.append("a list of integers" if option.get("items") == _INT_OR_EXPR else "a list")
         else:
             words.append({"integer": "an integer", "number": "a number", "boolean": "true or false",
                           "null": "null (~)", "string": "text"}.get(option.get("type"), "a value"))
-    return " or ".join(words) + " or an expression like ${...}"
+    return words
 
 
 def _yaml_hint(value) -> str | None:
@@ -261,10 +341,11 @@ def _yaml_hint(value) -> str | None:
 
 def _diagnostic(document, err) -> Diagnostic:
     if err.validator == "oneOf" and err.schema.get("oneOf", [{}])[0].get("required") == ["op"]:
-        present = [k for k in NODE_KINDS if isinstance(err.instance, dict) and k in err.instance]
+        all_kinds = node_kinds()
+        present = [k for k in all_kinds if isinstance(err.instance, dict) and k in err.instance]
         where = ".".join(map(str, err.absolute_path)) or "node"
         msg = (f"`{where}` has {' and '.join(present)}: a node is exactly one of "
-               + ", ".join(NODE_KINDS)) if present else (
+               + ", ".join(all_kinds)) if present else (
             f"`{where}` says neither what it is nor what it contains")
         return Diagnostic("E0203", msg, _position(document, err.absolute_path),
                           "add `op: NAME`, `block: NAME`, `seq:`, `concat:` or `add:`")
@@ -279,6 +360,13 @@ def _diagnostic(document, err) -> Diagnostic:
                           did_you_mean(err.instance, REGISTRY) or "ops: " + ", ".join(sorted(REGISTRY)))
     if err.validator in ("unevaluatedProperties", "additionalProperties"):
         return _unknown_keys(document, err, path, where)
+    if err.validator == "pattern" and err.validator_value in (NAME_PATTERN, _IDENTIFIER["pattern"]):
+        what = "a name" if err.validator_value == NAME_PATTERN else "an argument or block name"
+        allowed = "letters, digits, _ and -" if err.validator_value == NAME_PATTERN else \
+            "letters, digits and _, not starting with a digit"
+        return Diagnostic("E0201", f"{what} must be {allowed}, got {err.instance!r}", _position(document, path),
+                          "dots separate namespaces and cannot be part of a name" if "." in str(err.instance)
+                          else None)
     if err.validator == "type" and err.instance is None:
         return Diagnostic("E0201", f"`{where}` has no value", _position(document, path),
                           "write the node, e.g. `{op: relu}`, or delete the key")
@@ -291,10 +379,16 @@ def _diagnostic(document, err) -> Diagnostic:
     return Diagnostic("E0201", f"`{where}`: {err.message}", _position(document, path))
 
 
+def schema_text(ops: dict | None = None) -> str:
+    """The schema as the shipped file holds it."""
+    return json.dumps(build_schema(ops), indent=1) + "\n"
+
+
 def write_schema() -> str:
-    """Regenerate the shipped schema file (after adding an op); returns its path."""
+    """Export the schema of the built-in ops to the shipped file; returns its path.
+    (`python -c "from archspec.schema import write_schema; write_schema()"`)"""
     from pathlib import Path
 
     target = Path(__file__).with_name(SCHEMA_FILE)
-    target.write_text(json.dumps(build_schema(), indent=1) + "\n", encoding="utf-8")
+    target.write_text(schema_text(REGISTRY.builtin()), encoding="utf-8")
     return str(target)

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 import archspec
+from archspec.ops import REGISTRY
 from archspec.schema import build_schema
 from conftest import ROOT, SPECS
 
@@ -14,8 +15,9 @@ SCHEMA_PATH = ROOT / "archspec" / "spec.schema.json"
 
 
 def test_shipped_schema_matches_the_registry():
-    # After adding an op: python -c "from archspec.schema import write_schema; write_schema()"
-    assert json.loads(SCHEMA_PATH.read_text()) == build_schema()
+    # The shipped file is an exported copy of the schema of the built-in ops; after
+    # adding one: python -c "from archspec.schema import write_schema; write_schema()"
+    assert json.loads(SCHEMA_PATH.read_text()) == build_schema(REGISTRY.builtin())
 
 
 def test_schema_is_valid_draft_2020_12():
