@@ -6,14 +6,17 @@
 
 Validating and summarising import no torch; building does.
 """
-from .api import build, compile_spec, load, summarize
+from .api import Compiled, SpecWarning, build, build_compiled, compile_spec, load, summarize
 from .diagnostics import Diagnostic, Position, SpecError
+from .ops import Arg, Example, Op, OpError, RegistrationError, register_op
 from .spec import Spec, loads
 from .summary import Summary
 
-__version__ = "0.1.0"
-__all__ = ["build", "compile_spec", "load", "loads", "summarize", "load_built", "save_built",
-           "CompiledNetwork", "Diagnostic", "Position", "SpecError", "Spec", "Summary"]
+__version__ = "0.2.0"
+__all__ = ["build", "build_compiled", "compile_spec", "load", "loads", "summarize", "load_built",
+           "save_built", "register_op", "Arg", "Example", "Op", "OpError", "RegistrationError",
+           "Compiled", "CompiledNetwork", "Diagnostic", "Position", "SpecError", "SpecWarning", "Spec",
+           "Summary"]
 
 _NEEDS_TORCH = {"CompiledNetwork": ".builder", "load_built": ".artifact", "save_built": ".artifact"}
 

@@ -1,20 +1,45 @@
-"""The Python API: load, build, summarize. Other tools call these names."""
+"""The Python API: load, compile, build, summarize. The command line is a shell over
+these functions, so both check the same things and report the same errors.
+
+Problems a caller can cause raise `SpecError`; warnings (nodes that feed no output)
+go through `warnings.warn` as `SpecWarning`.
+"""
 from __future__ import annotations
 
 import gc
+import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass
 from os import PathLike
 from typing import TYPE_CHECKING
 
-from .diagnostics import SpecError, error
-from .check import check_expectations
+from .check import ExpectReport, check_expectations
+from .diagnostics import Diagnostic, SpecError, error
 from .expand import expand
 from .infer import InferredGraph, infer
 from .spec import Spec, load as _load
-from .summary import Summary, summarize_graph
+from .summary import DTYPE_BYTES, Summary, summarize_graph
 
 if TYPE_CHECKING:
     from .builder import CompiledNetwork
+
+
+class SpecWarning(UserWarning):
+    """A diagnostic that does not stop a build; `diagnostic` holds its code and position."""
+
+    def __init__(self, diagnostic: Diagnostic):
+        super().__init__(diagnostic.render(with_source=False))
+        self.diagnostic = diagnostic
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A spec worked out without allocating anything: its graph with every shape,
+    parameter count and MAC, and what its `expect:` check found."""
+
+    spec: Spec
+    inferred: InferredGraph
+    expect: ExpectReport | None  # None when the figures were not checked
 
 
 def load(path: str | PathLike, input_shape=None, **overrides) -> Spec:
@@ -31,23 +56,24 @@ def _spec(path_or_spec, input_shape, overrides) -> Spec:
 
 
 def compile_spec(path_or_spec, input_shape=None, check: bool = True, max_params: int | None = None,
-                 **overrides) -> tuple[Spec, InferredGraph]:
+                 **overrides) -> Compiled:
     """Expand and infer a spec, and check its `expect:` figures and the `max_params`
     budget; allocates nothing."""
+    if max_params is not None:
+        _need_count("max_params", max_params, least=0)
     spec = _spec(path_or_spec, input_shape, overrides)
     with _collector_paused():
-        try:
-            graph = expand(spec)
-        except SpecError as exc:
-            _add_shape_errors(exc)
-            raise
-        inferred = infer(graph)
+        expansion = expand(spec)
+        if expansion.errors:
+            raise SpecError(_with_shape_errors(expansion))
+        inferred = infer(expansion.graph)
+    for diagnostic in inferred.graph.warnings:
+        warnings.warn(SpecWarning(diagnostic), stacklevel=2)
     if max_params is not None and inferred.total_params > max_params:
         raise error("E0703", f"{spec.name} has {inferred.total_params:,} parameters, over the budget "
                     f"of {max_params:,}", hint="nothing was allocated; raise --max-params or shrink the spec")
-    if check:
-        check_expectations(spec, inferred)
-    return spec, inferred
+    report = check_expectations(spec, inferred) if check else None
+    return Compiled(spec, inferred, report)
 
 
 @contextmanager
@@ -63,16 +89,16 @@ def _collector_paused():
             gc.enable()
 
 
-def _add_shape_errors(exc: SpecError) -> None:
-    """After expansion errors, check the shapes of the nodes they left sound, so one
-    run reports every independent mistake; diagnostics end up in source order."""
-    partial = getattr(exc, "partial_graph", None)
-    if partial is not None:
+def _with_shape_errors(expansion) -> list:
+    """Expansion's errors and those of the shapes of the nodes they left sound, so one
+    run reports every independent mistake; in source order."""
+    diagnostics = list(expansion.errors)
+    if expansion.sound_part is not None:
         try:
-            infer(partial)
+            infer(expansion.sound_part)
         except SpecError as more:
-            exc.diagnostics.extend(more.diagnostics)
-    exc.diagnostics.sort(key=lambda d: (d.pos is None, d.pos and (d.pos.file, d.pos.line, d.pos.col)))
+            diagnostics.extend(more.diagnostics)
+    return sorted(diagnostics, key=lambda d: (d.pos is None, d.pos and (d.pos.file, d.pos.line, d.pos.col)))
 
 
 def build(path_or_spec, *, device=None, dtype=None, verify: bool = False, check: bool = True,
@@ -81,21 +107,35 @@ def build(path_or_spec, *, device=None, dtype=None, verify: bool = False, check:
 
     `check=False` skips the spec's `expect:` figures; `verify=True` also runs a
     meta-device forward and compares every inferred shape."""
-    spec, inferred = compile_spec(path_or_spec, input_shape, check=check, max_params=max_params,
-                                  **overrides)
+    compiled = compile_spec(path_or_spec, input_shape, check=check, max_params=max_params, **overrides)
+    return build_compiled(compiled, device=device, dtype=dtype, verify=verify)
+
+
+def build_compiled(compiled: Compiled, *, device=None, dtype=None, verify: bool = False) -> "CompiledNetwork":
+    """The module of a spec already compiled (see `compile_spec`)."""
     if verify:
         from .verify import verify as verify_shapes
 
-        verify_shapes(inferred, spec.name)
+        verify_shapes(compiled.inferred, compiled.spec.name)
     from .builder import build_module  # torch is imported here, not for validate or summary
 
-    return build_module(inferred, spec.name, device=device, dtype=dtype)
+    return build_module(compiled.inferred, compiled.spec.name, device=device, dtype=dtype)
 
 
 def summarize(path_or_spec, *, batch: int = 1, dtype: str = "float32", depth: int | None = None,
-              input_shape=None, **overrides) -> Summary:
+              input_shape=None, max_params: int | None = None, **overrides) -> Summary:
     """Shapes, parameters, MACs and memory of every node (rows folded to `depth` name
     parts if given), worked out without building anything."""
-    spec, inferred = compile_spec(path_or_spec, input_shape, check=False, **overrides)
-    summary = summarize_graph(inferred, spec.name, batch, dtype)
-    return summary.folded(depth, inferred.graph.aliases) if depth else summary
+    _need_count("batch", batch)
+    if depth is not None:
+        _need_count("depth", depth)
+    if dtype not in DTYPE_BYTES:
+        raise error("E0604", f"dtype must be one of {', '.join(DTYPE_BYTES)}, got {dtype!r}")
+    compiled = compile_spec(path_or_spec, input_shape, check=False, max_params=max_params, **overrides)
+    summary = summarize_graph(compiled.inferred, compiled.spec.name, batch, dtype)
+    return summary.folded(depth, compiled.inferred.graph.aliases) if depth else summary
+
+
+def _need_count(name: str, value, least: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise error("E0604", f"{name} must be a whole number of at least {least}, got {value!r}")

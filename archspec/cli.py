@@ -1,4 +1,4 @@
-"""The `archspec` command: validate, build, summary, schema.
+"""The `archspec` command: a shell over the Python API that parses and prints.
 
 Exit status: 0 ok, 1 a check failed (an `expect:` figure), 2 the spec or the
 command line is invalid, 3 an internal error (a bug in archspec).
@@ -9,8 +9,9 @@ import argparse
 import json
 import os
 import sys
+import warnings
 
-from .diagnostics import EXIT_INTERNAL, EXIT_INVALID, SpecError, display_path, error
+from .diagnostics import EXIT_INTERNAL, EXIT_INVALID, Diagnostic, SpecError, display_path, error
 
 _EPILOG = """\
 examples:
@@ -18,20 +19,30 @@ examples:
   archspec build specs/resnet50.yaml --set num_classes=10 -o resnet50-10.pt
   archspec summary specs/resnet50.yaml --input 3x160x160
   archspec summary specs/googlenet.yaml --set aux_logits=false --json
+  archspec validate specs/*.yaml
 
 exit status: 0 ok, 1 an `expect:` figure failed, 2 invalid spec or command line,
 3 internal error (please report it)."""
 
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a program stopped by SIGPIPE
+
+
+class _Parser(argparse.ArgumentParser):
+    """Command-line mistakes are diagnostics like any other: `error[E0606]`, exit 2."""
+
+    def error(self, message):
+        raise SpecError(Diagnostic("E0606", message, hint=f"see `{self.prog} --help`"))
+
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="archspec", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_EPILOG,
         description="Compile neural-network architectures written as YAML into torch.nn.Module, "
                     "with every shape, parameter and MAC worked out first.")
     p.add_argument("--version", action="version", version=f"archspec {_version()}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    def spec_options(cmd, many=False):
+    def spec_options(cmd, many=False, expect=False):
         if many:
             cmd.add_argument("specs", nargs="+", metavar="SPEC", help="spec files (YAML)")
         else:
@@ -39,31 +50,35 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                          help="override a file-level arg; VALUE is read as YAML (10, false, [2, 2, 2, 2]); "
                               "repeatable")
-        cmd.add_argument("--input", metavar="CxHxW", help="input shape per sample, e.g. 3x224x224 "
-                         "(the spec's `expect:` shapes and MACs are then not checked)")
+        cmd.add_argument("--input", metavar="CxHxW", help="input shape per sample, e.g. 3x224x224 or 3x16x112x112")
         cmd.add_argument("--max-params", type=int, metavar="N",
                          help="fail (exit 1) if the network has more than N parameters; "
                               "checked before any weight is allocated")
-        if cmd.prog.split()[-1] in ("validate", "build"):
+        if expect:
             cmd.add_argument("--no-expect", action="store_true",
-                             help="do not check the spec's `expect:` figures (for variants made with --set)")
+                             help="do not check the spec's `expect:` figures at all (by default a variant "
+                                  "made with --set or --input checks only the figures written as expressions)")
 
-    v = sub.add_parser("validate", help="check specs without building them",
+    v = sub.add_parser("validate", help="check specs without building them", epilog=_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Validate each spec: schema, expansion, shapes, `expect:` figures. "
                                    "Nothing is allocated.")
-    spec_options(v, many=True)
+    spec_options(v, many=True, expect=True)
 
-    b = sub.add_parser("build", help="compile a spec into a torch.nn.Module",
+    b = sub.add_parser("build", help="compile a spec into a torch.nn.Module", epilog=_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Compile a spec, check its figures, and build the module. "
                                    "With -o, write the resolved spec and the weights to FILE.")
-    spec_options(b)
+    spec_options(b, expect=True)
     b.add_argument("-o", "--output", metavar="FILE",
-                   help="write the resolved spec and state dict (load with archspec.load_built)")
+                   help="write the resolved spec and state dict (load with archspec.load_built); "
+                        "written to a temporary file and renamed, so a failure leaves FILE as it was")
     b.add_argument("--verify", action="store_true",
                    help="also run a forward on the meta device and compare every inferred shape")
     b.add_argument("--print-code", action="store_true", help="print the generated eval-mode forward")
 
-    s = sub.add_parser("summary", help="print shapes, params and MACs of every node",
+    s = sub.add_parser("summary", help="print shapes, params and MACs of every node", epilog=_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="One row per node: qualified name, op, output shape, params, MACs; "
                                    "then totals. Worked out statically: nothing is built.")
     spec_options(s)
@@ -76,7 +91,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="fold rows to the first N parts of their names (1: one row per stage)")
 
     sub.add_parser("schema", help="print the JSON Schema of the spec language",
-                   description="Print the JSON Schema (Draft 2020-12) that every spec must satisfy.")
+                   description="Print the JSON Schema (Draft 2020-12) that every spec must satisfy, "
+                               "for the ops registered now (plugins included).")
     return p
 
 
@@ -87,24 +103,60 @@ def _version() -> str:
 
 
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command is None:
-        _parser().print_help()
-        return EXIT_INVALID
     try:
-        return _COMMANDS[args.command](args)
-    except SpecError as exc:
-        _report(exc)
-        return exc.exit_code
+        try:
+            args = _parser().parse_args(argv)
+            if args.command is None:
+                _parser().print_help()
+                return EXIT_INVALID
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                status = _COMMANDS[args.command](args)
+            _report_warnings(caught)
+        except SpecError as exc:
+            _report(exc)
+            status = exc.exit_code
+        sys.stdout.flush()  # write errors on stdout surface here, not at exit
+        return status
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (`archspec summary x | head`): not an error
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except OSError as exc:
+        if exc.errno is not None and _stdout_failed():
+            _silence_stdout()
+            _report(error("E0605", f"cannot write to standard output: {exc.strerror or exc}"))
+            return EXIT_INVALID
+        return _internal(exc)
     except Exception as exc:  # a bug: say so plainly, keep the traceback for ARCHSPEC_DEBUG=1
-        if os.environ.get("ARCHSPEC_DEBUG"):
-            raise
-        print(f"archspec: internal error: {type(exc).__name__}: {exc}\n"
-              "  = hint: this is a bug in archspec; rerun with ARCHSPEC_DEBUG=1 for the traceback "
-              "and report it with the spec", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _internal(exc)
+
+
+def _internal(exc: Exception) -> int:
+    if os.environ.get("ARCHSPEC_DEBUG"):
+        raise exc
+    print(f"archspec: internal error: {type(exc).__name__}: {exc}\n"
+          "  = hint: this is a bug in archspec; rerun with ARCHSPEC_DEBUG=1 for the traceback "
+          "and report it with the spec", file=sys.stderr)
+    return EXIT_INTERNAL
+
+
+def _stdout_failed() -> bool:
+    try:
+        sys.stdout.flush()
+        return False
+    except OSError:
+        return True
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's own flush at exit stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _report(exc: SpecError) -> None:
@@ -112,67 +164,75 @@ def _report(exc: SpecError) -> None:
         print(d.render(), file=sys.stderr)
 
 
+def _report_warnings(caught) -> None:
+    from .api import SpecWarning
+
+    for w in caught:
+        if isinstance(w.message, SpecWarning):
+            print(w.message.diagnostic.render(), file=sys.stderr)
+        else:
+            print(f"archspec: warning: {w.message}", file=sys.stderr)
+
+
 def _overrides(args) -> dict:
     from .spec import parse_override
 
-    values = {}
-    for assignment in args.overrides:
-        key, value = parse_override(assignment)
-        values[key] = value
-    return values
+    return dict(parse_override(assignment) for assignment in args.overrides)
 
 
 def _compile(args, path):
     from .api import compile_spec
 
-    if args.max_params is not None and args.max_params < 0:
-        raise error("E0604", f"--max-params must not be negative, got {args.max_params}")
-    check = not getattr(args, "no_expect", False) and args.command != "summary"
+    check = not getattr(args, "no_expect", True)
     return compile_spec(path, input_shape=args.input, check=check, max_params=args.max_params,
                         **_overrides(args))
 
 
-def _warn(inferred) -> None:
-    for w in inferred.graph.warnings:
-        print(w.render(), file=sys.stderr)
+def _expect_line(compiled) -> str | None:
+    report = compiled.expect
+    if report is None or report.checked + report.skipped == 0:
+        return None
+    if not report.skipped:
+        return "expect: all figures hold"
+    return (f"expect: {report.checked} figure{'s' if report.checked != 1 else ''} written as expressions "
+            f"hold; {report.skipped} literal figure{'s' if report.skipped != 1 else ''} describe the spec "
+            "as written and do not apply to this variant")
 
 
 def cmd_validate(args) -> int:
     status = 0
     for path in args.specs:
         try:
-            spec, inferred = _compile(args, path)
+            compiled = _compile(args, path)
         except SpecError as exc:
             _report(exc)
             status = max(status, exc.exit_code)
             continue
-        _warn(inferred)
-        print(f"{display_path(path)}: ok ({len(inferred.graph.nodes)} nodes, "
-              f"{inferred.total_params:,} params)")
+        inferred = compiled.inferred
+        print(f"{display_path(path)}: ok ({len(inferred.graph.nodes)} nodes, {inferred.total_params:,} params)")
     return status
 
 
 def cmd_build(args) -> int:
-    from .artifact import save_built
-    from .builder import build_module
-    from .verify import verify
+    from .api import build_compiled
 
-    spec, inferred = _compile(args, args.spec)
-    _warn(inferred)
-    if args.verify:
-        verify(inferred, spec.name)
-    net = build_module(inferred, spec.name)
+    compiled = _compile(args, args.spec)
+    spec, inferred = compiled.spec, compiled.inferred
+    net = build_compiled(compiled, verify=args.verify)
     outputs = ", ".join(f"{o.name} {list(inferred.shape(o.node))}" + (" (training)" if o.train_only else "")
                         for o in inferred.graph.outputs)
     print(f"built {spec.name}: {inferred.total_params:,} params, {inferred.macs():,} MACs per sample, "
           f"input {list(spec.input_shape)}, outputs {outputs}")
-    if spec.document.get("expect") and not args.no_expect:
-        print("expect: all figures hold" + (" (shapes and MACs not checked: --input)" if args.input else ""))
+    line = _expect_line(compiled)
+    if line:
+        print(line)
     if args.verify:
         print("verify: a meta-device forward agrees with every inferred shape")
     if args.print_code:
         print(net.code(training=False))
     if args.output:
+        from .artifact import save_built
+
         try:
             save_built(spec, net, args.output)
         except OSError as exc:
@@ -182,25 +242,19 @@ def cmd_build(args) -> int:
 
 
 def cmd_summary(args) -> int:
-    from .summary import summarize_graph
+    from .api import summarize
 
-    if args.batch < 1:
-        raise error("E0604", f"--batch must be at least 1, got {args.batch}")
-    if args.depth is not None and args.depth < 1:
-        raise error("E0604", f"--depth must be at least 1, got {args.depth}")
-    spec, inferred = _compile(args, args.spec)
-    _warn(inferred)
-    summary = summarize_graph(inferred, spec.name, args.batch, args.dtype)
-    if args.depth:
-        summary = summary.folded(args.depth, inferred.graph.aliases)
+    summary = summarize(args.spec, batch=args.batch, dtype=args.dtype, depth=args.depth,
+                        input_shape=args.input, max_params=args.max_params, **_overrides(args))
     print(json.dumps(summary.to_dict(), indent=1) if args.json else summary.render())
     return 0
 
 
 def cmd_schema(args) -> int:
-    from .schema import shipped_schema
+    from .ops import REGISTRY
+    from .schema import schema_text
 
-    print(json.dumps(shipped_schema(), indent=1))
+    sys.stdout.write(schema_text(REGISTRY.everything()))
     return 0
 
 

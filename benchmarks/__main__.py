@@ -94,7 +94,7 @@ def bench_scaling(repeats):
         return lambda: compile_spec(archspec.loads(chain_spec(nodes), name=f"synthetic_{nodes}"), check=False)
 
     for nodes in (1_000, 10_000, 20_000):
-        count = len(compile_spec(archspec.loads(chain_spec(nodes)), check=False)[1].graph.nodes)
+        count = len(compile_spec(archspec.loads(chain_spec(nodes)), check=False).inferred.graph.nodes)
         print(f"     synthetic spec of {nodes:,}: {count:,} nodes after expansion", flush=True)
     small = interleaved(run(1_000), run(10_000), max(5, repeats // 2 + 1))[0]
     ten, twenty = interleaved(run(10_000), run(20_000), max(5, repeats // 2 + 1))
