@@ -11,6 +11,7 @@ join (that is how torchvision names Inception's `branch5x5_1`).
 """
 from __future__ import annotations
 
+import keyword
 import re
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -18,7 +19,7 @@ from types import MappingProxyType
 from .diagnostics import Diagnostic, Position, SpecError, did_you_mean, error
 from .graph import INPUT, Graph, Node, Output, finish_graph, to_networkx
 from .ops import REGISTRY, OpError
-from .schema import COMMON_NODE_KEYS, NODE_KINDS
+from .schema import COMMON_NODE_KEYS, node_kinds
 from .spec import Spec, resolve_written
 from .yaml_source import SourceMap, make_map, position_of
 
@@ -30,9 +31,8 @@ MAX_ERRORS = 50
 _FATAL = {"E0310", "E0311"}
 # Stands for the output of a node that failed; what reads it is not reported again.
 BROKEN = "<broken>"
-_RESERVED = set(COMMON_NODE_KEYS) | set(NODE_KINDS)
 _SELF_INPUT = "in"  # in `from:`, the input of the enclosing block or seq
-_NAME = re.compile(r"[A-Za-z0-9_]+")
+_NAME = re.compile(r"[A-Za-z0-9_-]+")
 # Attributes of torch.nn.Module and of the compiled network: a module path segment of
 # one of these names cannot be placed (tests/test_language.py keeps the list complete).
 # Names starting with `_` are left to torch's internals too.
@@ -64,13 +64,29 @@ class _Scope:
     labels: tuple = ()              # (namespace, what made it): ("layer1.0", "bottleneck"), ...
 
 
-def expand(spec: Spec) -> Graph:
-    return _Expander(spec).run()
+@dataclass(frozen=True)
+class Expansion:
+    """What expansion found: the graph, or the errors and the part of the graph they
+    left sound (so that shape checks can still report independent mistakes)."""
+
+    graph: Graph | None
+    errors: tuple = ()
+    sound_part: Graph | None = None
+
+
+def expand(spec: Spec) -> Expansion:
+    try:
+        return _Expander(spec).run()
+    except SpecError as exc:  # a limit, or a cycle: nothing sound to go on with
+        return Expansion(None, tuple(exc.diagnostics))
 
 
 class _Expander:
     def __init__(self, spec: Spec):
         self.spec = spec
+        # Keys that say what a node is or how it is wired, never an argument.
+        self.kinds = node_kinds()
+        self.reserved = set(COMMON_NODE_KEYS) | set(self.kinds)
         self.doc = spec.document
         self.blocks = self.doc.get("blocks") or {}
         self.nodes: dict[str, dict] = {}  # qualified name -> mutable node record
@@ -80,7 +96,7 @@ class _Expander:
         # Qualified names of blocks, seqs and repeats -> the node that is their output.
         self.aliases: dict = {}
 
-    def run(self) -> Graph:
+    def run(self) -> Expansion:
         root = _Scope("", dict(self.spec.args), INPUT, (), (), 0)
         last = self.body(self.doc["graph"], root, INPUT)
         self.resolve_pending()
@@ -89,11 +105,9 @@ class _Expander:
                             r["pos"], r["trace"], r["arg_pos"], r["frozen"], r["labels"])
                  for name, r in self.nodes.items()}
         if self.errors:
-            error = SpecError(self.errors)
-            error.partial_graph = _sound_part(self.spec.input_shape, nodes)
-            raise error
+            return Expansion(None, tuple(self.errors), _sound_part(self.spec.input_shape, nodes))
         aliases = {k: self.settle(v) for k, v in self.aliases.items()}
-        return finish_graph(self.spec.input_shape, nodes, outputs, aliases)
+        return Expansion(finish_graph(self.spec.input_shape, nodes, outputs, aliases))
 
     # -- evaluation helpers ---------------------------------------------------
     value = staticmethod(resolve_written)
@@ -110,6 +124,10 @@ class _Expander:
         for index, (key, node) in enumerate(items):
             pos = position_of(body, key if key is not None else index)
             name = key
+            if name is not None and not (isinstance(name, str) and _NAME.fullmatch(name)):
+                name = self.recorded(lambda: self.checked_name(key, getattr(body, "key_pos", {}).get(key, pos), scope))
+                if name is None:
+                    continue
             if name is None:
                 name = node.get("name", str(index)) if isinstance(node, dict) else str(index)
                 name = self.checked_name(self.value(name, scope.env, pos, "name"), pos, scope)
@@ -122,7 +140,7 @@ class _Expander:
 
     def checked_name(self, name, pos, scope) -> str:
         if isinstance(name, bool) or not isinstance(name, (str, int)) or not _NAME.fullmatch(str(name)):
-            self.fail("E0408", f"a node name must be letters, digits and _, got {name!r}", pos, scope,
+            self.fail("E0408", f"a node name must be letters, digits, _ and -, got {name!r}", pos, scope,
                       "dots separate namespaces and cannot be part of a name")
         return str(name)
 
@@ -170,6 +188,9 @@ class _Expander:
         if name in TAKEN_BY_TORCH or name.startswith("_"):
             self.fail("E0408", f"`{name}` cannot name a node: torch.nn.Module uses that name itself",
                       pos, scope, f"rename it, e.g. `{name.strip('_')}_`")
+        if keyword.iskeyword(name):
+            self.fail("E0408", f"`{name}` cannot name a node: it is a Python keyword, which the generated "
+                      "forward could not use as an attribute", pos, scope, f"rename it, e.g. `{name}_`")
         if "frozen" in node and self.flag(node, "frozen", scope.env, scope):
             scope = replace(scope, frozen=True)  # shares the name tables; only this node is frozen
         for key in ("at", "names"):
@@ -264,7 +285,7 @@ class _Expander:
                       did_you_mean(node["op"], REGISTRY))
         given = {}
         for key, raw in node.items():
-            if key in _RESERVED:
+            if key in self.reserved:
                 continue
             if key not in op.args:
                 self.fail("E0303", f"op `{op.name}` has no argument `{key}`", node.key_pos.get(key, pos),
@@ -314,12 +335,12 @@ class _Expander:
             self.fail("E0309", f"block `{block_name}` instantiates itself ({chain})", node.where("block"), scope)
         declared = definition.get("args") or {}
         for key in declared:
-            if key in _RESERVED:
+            if key in self.reserved:
                 self.fail("E0408", f"block `{block_name}` declares argument `{key}`, a node key, which "
                           "could never be passed", position_of(declared, key), scope, "rename the argument")
         env = dict(self.spec.args)
         for key, raw in node.items():
-            if key in _RESERVED:
+            if key in self.reserved:
                 continue
             if key not in declared:
                 self.fail("E0303", f"block `{block_name}` has no argument `{key}`", node.key_pos.get(key, pos),
@@ -345,7 +366,7 @@ class _Expander:
         return out
 
     def join(self, name, node, scope, source, pos) -> str:
-        kind = "concat" if "concat" in node else "add"
+        kind = next(k for k in self.kinds if k in node)
         start = source[0]
         ends = []
         for index, branch in enumerate(node[kind]):
@@ -359,7 +380,7 @@ class _Expander:
         op = REGISTRY[kind]
         args = {}
         for key, raw in node.items():
-            if key in _RESERVED:
+            if key in self.reserved:
                 continue
             if key not in op.args:
                 self.fail("E0303", f"`{kind}:` has no argument `{key}`", node.key_pos.get(key, pos), scope,

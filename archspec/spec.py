@@ -34,6 +34,11 @@ class Spec:
     input_overridden: bool = False
     overrides: tuple = ()  # names of the args set by the caller
 
+    @property
+    def is_variant(self) -> bool:
+        """Built with anything changed from what the file says (args, input shape)."""
+        return bool(self.overrides) or self.input_overridden
+
     def with_overrides(self, input_shape=None, **overrides) -> "Spec":
         """This spec with more arguments set; those set before stay set."""
         earlier = {k: self.args[k] for k in self.overrides}
@@ -108,20 +113,21 @@ def _apply_extends(document: SourceMap, path: Path, chain: tuple) -> SourceMap:
 
 
 def _merge(parent: SourceMap, child: SourceMap) -> SourceMap:
-    merged = SourceMap(parent)
-    merged.pos, merged.key_pos, merged.value_pos = child.pos, dict(parent.key_pos), dict(parent.value_pos)
+    """The child's keys over the parent's; `args` and `blocks` merged key by key."""
+    items, key_pos, value_pos = dict(parent), dict(parent.key_pos), dict(parent.value_pos)
     for key, value in child.items():
         if key == "extends":
             continue
         if key in _MERGED_BY_KEY and isinstance(parent.get(key), dict):
-            inner = SourceMap(parent[key])
+            inner = SourceMap({**parent[key], **value})
             inner.pos = value.pos
             inner.key_pos = {**parent[key].key_pos, **value.key_pos}
             inner.value_pos = {**parent[key].value_pos, **value.value_pos}
-            inner.update(value)
             value = inner
-        merged[key] = value
-        merged.key_pos[key], merged.value_pos[key] = child.key_pos[key], child.value_pos[key]
+        items[key] = value
+        key_pos[key], value_pos[key] = child.key_pos[key], child.value_pos[key]
+    merged = SourceMap(items)
+    merged.pos, merged.key_pos, merged.value_pos = child.pos, key_pos, value_pos
     return merged
 
 

@@ -26,8 +26,15 @@ _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _scalar_builder = yaml.SafeLoader("")
 
 
+def _read_only(self, *args, **kwargs):
+    raise TypeError(f"a loaded spec is read-only ({type(self).__name__}); copy it with dict() or list() to change it")
+
+
 class SourceMap(dict):
-    """A YAML mapping; `pos` is where it starts, `key_pos`/`value_pos` per key."""
+    """A YAML mapping; `pos` is where it starts, `key_pos`/`value_pos` per key.
+
+    Read-only: a loaded document is shared (the loader caches it by content), so
+    one caller cannot change what another loaded."""
 
     pos: Position
     key_pos: dict
@@ -36,15 +43,20 @@ class SourceMap(dict):
     def where(self, key) -> Position:
         return self.value_pos.get(key, self.pos)
 
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _read_only
+
 
 class SourceList(list):
-    """A YAML sequence; `pos` is where it starts, `item_pos[i]` per item."""
+    """A YAML sequence; `pos` is where it starts, `item_pos[i]` per item. Read-only."""
 
     pos: Position
     item_pos: list
 
     def where(self, index) -> Position:
         return self.item_pos[index] if 0 <= index < len(self.item_pos) else self.pos
+
+    __setitem__ = __delitem__ = append = extend = insert = pop = remove = clear = sort = reverse = \
+        __iadd__ = __imul__ = _read_only
 
 
 def position_of(container, key) -> Position | None:
@@ -190,8 +202,7 @@ class _Converter:
             raise error("E0201", f"cannot read this number: {exc}", self.pos(node)) from None
 
     def _mapping(self, node):
-        out = SourceMap()
-        out.pos, out.key_pos, out.value_pos = self.pos(node), {}, {}
+        items, key_pos, value_pos = {}, {}, {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise error("E0103", "YAML merge keys (`<<`) are not supported",
@@ -202,10 +213,12 @@ class _Converter:
                             self.pos(key_node), f"quote it: '{key_node.value}'")
             if isinstance(key, (list, dict)):
                 raise error("E0201", "mapping keys must be plain scalars", self.pos(key_node))
-            if key in out:
+            if key in items:
                 raise error("E0102", f"duplicate key `{key}`", self.pos(key_node),
-                            f"first written at line {out.key_pos[key].line}")
-            out.key_pos[key] = self.pos(key_node)
-            out.value_pos[key] = self.pos(value_node)
-            out[key] = self.convert(value_node)
+                            f"first written at line {key_pos[key].line}")
+            key_pos[key] = self.pos(key_node)
+            value_pos[key] = self.pos(value_node)
+            items[key] = self.convert(value_node)
+        out = SourceMap(items)
+        out.pos, out.key_pos, out.value_pos = self.pos(node), key_pos, value_pos
         return out

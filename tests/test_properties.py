@@ -1,6 +1,6 @@
 """Property tests (Hypothesis): random valid specs compile to what an independent model
 of the language says, and run; random mutations of the shipped specs end in archspec's
-own errors. The generators and checks live in `archspec.fuzz`; `python -m archspec.fuzz`
+own errors. The generators and checks live in `tests/fuzz`; `python -m tests.fuzz`
 runs the same properties for longer, and shrinks what fails.
 
 Bounded for CI: a fixed number of examples, derandomized (the same examples every run),
@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
-from archspec import fuzz
+import fuzz
 from conftest import SPECS
 
 CI = settings(max_examples=50, deadline=None, derandomize=True, database=None, print_blob=False,

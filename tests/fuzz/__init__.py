@@ -18,19 +18,19 @@ Two families of inputs:
   `MutationBench.check()` runs `archspec validate` on it: the result must be 0, 1 or 2,
   never an exception or 3, and errors must be reported as `file:line:col: error[CODE]:`.
 
-    python -m archspec.fuzz --examples 300 [--seed S] [--mode valid|mutate|both]
+    python -m tests.fuzz --examples 300 [--seed S] [--mode valid|mutate|both]
 
 Modules: `model` (the independent model of the language), `choices` and `generate` (the
 generator of graphs), `yaml_text` (writing specs as YAML), `valid` (the valid-spec
 strategy), `check_valid` (its property), `mutate` (the mutation strategy), `bench` (its
 property), `failure` (how a property fails), `runner` (the command line).
 
-Hypothesis is a development dependency: `import archspec` never imports this package.
+Hypothesis is a development dependency: it lives with the tests, not in the installed package.
 """
 try:
     import hypothesis  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("archspec.fuzz needs Hypothesis, a development dependency: "
+    raise ImportError("tests.fuzz needs Hypothesis, a development dependency: "
                       "pip install -e '.[dev]'") from exc
 
 from .bench import MutationBench

@@ -34,7 +34,8 @@ def _check_valid(example: Generated, stats: Counter) -> None:
 
     try:
         spec = archspec.loads(example.text, name="fuzz.yaml", **example.overrides)
-        spec, inferred = archspec.compile_spec(spec)
+        compiled = archspec.compile_spec(spec)
+        spec, inferred = compiled.spec, compiled.inferred
     except SpecError as exc:
         for d in exc.diagnostics:
             stats[f"rejected {d.code}"] += 1
@@ -107,7 +108,7 @@ def _check_forwards(example: Generated, inferred, net, fail, stats: Counter) -> 
     import torch
     import torch.fx as fx
 
-    from archspec.builder import _trace
+    from archspec.forward import forward_graph as _trace
     from archspec.graph import INPUT
 
     graph = inferred.graph

@@ -2,7 +2,7 @@
 failure, groups the failures by kind (shrinking one example of each if asked), prints
 the counts, and exits 1 when a property failed.
 
-    python -m archspec.fuzz --examples 300 [--seed S] [--mode valid|mutate|both]
+    python -m tests.fuzz --examples 300 [--seed S] [--mode valid|mutate|both]
 """
 from __future__ import annotations
 
@@ -127,7 +127,7 @@ def _report(title: str, stats: Counter, failures: dict, out) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m archspec.fuzz",
+    p = argparse.ArgumentParser(prog="python -m tests.fuzz",
                                 description="Property-based fuzzing of archspec (needs Hypothesis). "
                                             "Exit status 1 when a property fails.")
     p.add_argument("--examples", type=int, default=100, help="examples per property (100)")
