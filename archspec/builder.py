@@ -90,7 +90,7 @@ class Namespace(nn.Module):
             raise KeyError(f"{key!r} is not in this namespace; it holds {', '.join(self._modules)}") from None
 
 
-def _place(root: nn.Module, path: str, module: nn.Module) -> None:
+def _place(root: nn.Module, path: str, module: nn.Module | nn.Parameter) -> None:
     *scopes, leaf = path.split(".")
     parent = root
     for part in scopes:
@@ -99,4 +99,7 @@ def _place(root: nn.Module, path: str, module: nn.Module) -> None:
             child = Namespace()
             parent.add_module(part, child)
         parent = child
-    parent.add_module(leaf, module)
+    if isinstance(module, nn.Parameter):  # an op's own weight, at the node's name itself
+        parent.register_parameter(leaf, module)
+    else:
+        parent.add_module(leaf, module)

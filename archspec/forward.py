@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 import torch.fx as fx
+import torch.nn as nn
 
 from .graph import INPUT
 from .infer import InferredGraph
@@ -29,7 +30,8 @@ def variable_name(node_name: str) -> str:
 
 
 def forward_graph(inferred: InferredGraph, modules: dict, training: bool) -> fx.Graph:
-    """`modules`: qualified name -> module, for the nodes that hold weights."""
+    """`modules`: qualified name -> what the node's op built: an nn.Module, called
+    with the node's inputs, or an nn.Parameter, handed to the op's function after them."""
     graph = inferred.graph
     order = graph.needed_for(training)
     outputs = graph.active_outputs(training)
@@ -44,8 +46,9 @@ def forward_graph(inferred: InferredGraph, modules: dict, training: bool) -> fx.
         op = REGISTRY[node.op]
         fed = node.inputs[:op.fed_inputs] if op.fed_inputs else node.inputs
         shapes = [inferred.shape(src) for src in node.inputs]
-        plan = None if name in modules else op.function(node.args, shapes, training, inplace=False)
-        shares = name not in modules and (plan is None or not op.allocates)
+        calls_module = name in modules and not isinstance(modules[name], nn.Parameter)
+        plan = None if calls_module else op.function(node.args, shapes, training, inplace=False)
+        shares = not calls_module and (plan is None or not op.allocates)
         storage[name] = storage[fed[0]] if shares else name
         plans[name] = (op, fed, plan, shares, shapes)
 
@@ -63,7 +66,9 @@ def forward_graph(inferred: InferredGraph, modules: dict, training: bool) -> fx.
         node = graph.nodes[name]
         op, fed, plan, _, shapes = plans[name]
         args = [values[src] for src in fed]
-        if name in modules:
+        if name in modules and isinstance(modules[name], nn.Parameter):
+            args.append(g.get_attr(name))
+        if name in modules and not isinstance(modules[name], nn.Parameter):
             value = g.create_node("call_module", name, tuple(args), {}, name=variable_name(name))
         elif plan is None:
             values[name] = args[0]
@@ -85,6 +90,21 @@ def forward_graph(inferred: InferredGraph, modules: dict, training: bool) -> fx.
     results = [values[o.node] for o in outputs]
     g.output(results[0] if len(results) == 1 else tuple(results))
     return g
+
+
+def node_parts(net: nn.Module, graph) -> dict:
+    """What each node of `graph` placed in the built `net`: its module or parameter."""
+    parts = {}
+    for name in graph.nodes:
+        *scopes, leaf = name.split(".")
+        parent = net
+        for part in scopes:
+            parent = parent._modules.get(part) if parent is not None else None
+        if parent is not None:
+            found = parent._modules.get(leaf, parent._parameters.get(leaf))
+            if found is not None:
+                parts[name] = found
+    return parts
 
 
 def spec_names(graph: fx.Graph) -> dict:

@@ -10,7 +10,7 @@ import torch
 import torch.fx as fx
 
 from .builder import build_module
-from .forward import forward_graph, spec_names
+from .forward import forward_graph, node_parts, spec_names
 from .diagnostics import Diagnostic, SpecError
 from .infer import InferredGraph
 
@@ -19,11 +19,11 @@ VERIFY_BATCH = 2  # batch norm in training mode needs more than one value per ch
 
 def verify(inferred: InferredGraph, name: str = "network") -> None:
     net = build_module(inferred, name, device="meta")
-    modules = dict(net.named_modules())
+    parts = node_parts(net, inferred.graph)
     problems, reported = [], set()
     for training in (True, False):
         net.train(training)
-        graph = forward_graph(inferred, {k: modules[k] for k in modules if k and k in inferred.graph.nodes}, training)
+        graph = forward_graph(inferred, parts, training)
         seen = {}
 
         class Recorder(fx.Interpreter):

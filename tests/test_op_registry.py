@@ -99,3 +99,37 @@ def test_registration_refuses_incomplete_declarations(change, message):
     with pytest.raises(RegistrationError, match=message):
         archspec.register_op(cls)
     assert "incomplete" not in REGISTRY.available()
+
+
+class Scaled(Op):
+    """A learnable per-channel factor held as a bare parameter at the node's name."""
+
+    name = "scaled_for_test"
+    doc = "x * gamma"
+    examples = (Example({}, ((3, 4, 4),)),)
+
+    def params(self, a, shapes, out):
+        return shapes[0][0]
+
+    def module(self, a, shapes, factory):
+        import torch.nn as nn
+
+        return nn.Parameter(torch.full((shapes[0][0], 1, 1), 0.5, **factory))
+
+    def function(self, a, shapes, training, inplace):
+        return torch.mul, {}
+
+
+def test_an_op_may_hold_a_bare_parameter_at_its_node_name():
+    archspec.register_op(Scaled, replace=True)
+    try:
+        spec = archspec.loads("input: [3, 4, 4]\ngraph:\n  conv: {op: conv, out: 3, k: 1}\n"
+                              "  gamma: {op: scaled_for_test}\n")
+        net = archspec.build(spec, verify=True)
+        # A module lists its own parameters before its children's, as torchvision's ViT does.
+        assert list(net.state_dict()) == ["gamma", "conv.weight", "conv.bias"]
+        x = torch.randn(2, 3, 4, 4)
+        assert torch.allclose(net(x), net.conv(x) * 0.5)
+        check_example(REGISTRY["scaled_for_test"], Scaled.examples[0])
+    finally:
+        REGISTRY.remove("scaled_for_test")

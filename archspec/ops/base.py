@@ -167,8 +167,11 @@ class Op:
         return 0
 
     # -- building ------------------------------------------------------------------
-    def module(self, a: dict, shapes: list[Shape], factory: dict) -> "nn.Module | None":
-        """The module holding this node's weights, or None for a stateless op."""
+    def module(self, a: dict, shapes: list[Shape], factory: dict) -> "nn.Module | nn.Parameter | None":
+        """What holds this node's weights, placed at the node's qualified name: an
+        nn.Module (called with the node's inputs), or a bare nn.Parameter (as
+        torchvision's `class_token`; the op's `function` then receives it after the
+        inputs). None for a stateless op. `factory` holds the device and dtype."""
         return None
 
     def function(self, a: dict, shapes: list[Shape], training: bool,

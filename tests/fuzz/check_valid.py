@@ -108,11 +108,11 @@ def _check_forwards(example: Generated, inferred, net, fail, stats: Counter) -> 
     import torch
     import torch.fx as fx
 
-    from archspec.forward import forward_graph as _trace
+    from archspec.forward import forward_graph as _trace, node_parts
     from archspec.graph import INPUT
 
     graph = inferred.graph
-    modules = {k: m for k, m in net.named_modules() if k and k in graph.nodes}
+    modules = node_parts(net, graph)
     x = torch.randn(2, *graph.input_shape)
     for training in (True, False):
         net.train(training)
