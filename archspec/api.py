@@ -66,7 +66,7 @@ def compile_spec(path_or_spec, input_shape=None, check: bool = True, max_params:
         expansion = expand(spec)
         if expansion.errors:
             raise SpecError(_with_shape_errors(expansion))
-        inferred = infer(expansion.graph)
+        inferred = infer(expansion.graph, known=expansion.facts)
     for diagnostic in inferred.graph.warnings:
         warnings.warn(SpecWarning(diagnostic), stacklevel=2)
     if max_params is not None and inferred.total_params > max_params:

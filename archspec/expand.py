@@ -17,10 +17,12 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from .diagnostics import Diagnostic, Position, SpecError, did_you_mean, error
+from .expressions import ExpressionError, Function, Lazy
 from .graph import INPUT, Graph, Node, Output, finish_graph, to_networkx
+from .infer import node_facts
 from .ops import REGISTRY, OpError
 from .schema import COMMON_NODE_KEYS, node_kinds
-from .spec import Spec, resolve_written
+from .spec import SHAPE_NAMES, Spec, resolve_written
 from .yaml_source import SourceMap, make_map, position_of
 
 MAX_NODES = 250_000
@@ -72,6 +74,7 @@ class Expansion:
     graph: Graph | None
     errors: tuple = ()
     sound_part: Graph | None = None
+    facts: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # for inference to reuse
 
 
 def expand(spec: Spec) -> Expansion:
@@ -95,9 +98,14 @@ class _Expander:
         self.errors: list[Diagnostic] = []
         # Qualified names of blocks, seqs and repeats -> the node that is their output.
         self.aliases: dict = {}
+        # Facts of nodes whose inputs were known when they were added (what shape
+        # expressions read, and what inference then reuses); nodes whose rules failed.
+        self.facts: dict = {}
+        self.failed: set = set()
 
     def run(self) -> Expansion:
-        root = _Scope("", dict(self.spec.args), INPUT, (), (), 0)
+        root = _Scope("", {}, INPUT, (), (), 0)
+        root.env = {**self.spec.args, **self.shape_names(root, INPUT)}
         last = self.body(self.doc["graph"], root, INPUT)
         self.resolve_pending()
         outputs = self.recorded(lambda: self.outputs(root, self.settle(last)))
@@ -107,7 +115,8 @@ class _Expander:
         if self.errors:
             return Expansion(None, tuple(self.errors), _sound_part(self.spec.input_shape, nodes))
         aliases = {k: self.settle(v) for k, v in self.aliases.items()}
-        return Expansion(finish_graph(self.spec.input_shape, nodes, outputs, aliases))
+        return Expansion(finish_graph(self.spec.input_shape, nodes, outputs, aliases),
+                         facts=MappingProxyType(self.facts))
 
     # -- evaluation helpers ---------------------------------------------------
     value = staticmethod(resolve_written)
@@ -224,14 +233,87 @@ class _Expander:
         return [_Ref(self.value(r, scope.env, where, "from"), where, scope) for r in refs]
 
     def child_scope(self, scope, name, source, env, frame, label) -> _Scope:
+        """A namespace fed by `source`; its expressions see `env` and the shape names."""
         if scope.depth + 1 > MAX_DEPTH:
             self.fail("E0311", f"nesting deeper than {MAX_DEPTH} levels at `{scope.prefix}{name}`",
                       frame[1], scope)
-        child = _Scope(f"{scope.prefix}{name}.", env, source, (frame,) + scope.trace,
+        child = _Scope(f"{scope.prefix}{name}.", {}, source, (frame,) + scope.trace,
                        scope.blocks_open, scope.depth + 1, frozen=scope.frozen,
                        labels=scope.labels + ((scope.prefix + name, label),))
+        child.env = {**env, **self.shape_names(child, source)}
         scope.children[name] = child
         return child
+
+    # -- shapes in expressions ------------------------------------------------
+    def shape_names(self, scope: _Scope, source) -> dict:
+        """`in_shape`, `in_channels` (of what feeds the scope) and `shape(name)` (of a
+        node in scope), worked out only if an expression reads them."""
+        in_shape = Lazy(lambda: list(self.shape_of(source, "the input")))
+        return {
+            "in_shape": in_shape,
+            "in_channels": Lazy(lambda: in_shape.get()[0]),
+            "shape": Function(lambda ref: list(self.shape_of(self.named(scope, ref), f"`{ref}`"))),
+        }
+
+    def named(self, scope: _Scope, ref) -> str:
+        """The node a name in `shape(name)` means, seen from `scope`."""
+        if not isinstance(ref, str):
+            raise ExpressionError("E0504", f"shape() takes a node name in quotes, got {ref!r}")
+        try:
+            return self.settle(self.lookup(scope, ref, None))
+        except SpecError as exc:
+            raise ExpressionError("E0315", f"shape('{ref}') is not known yet: no `{ref}` is written before "
+                                  "this expression in its scope",
+                                  exc.diagnostics[0].hint or "shapes can be read from nodes written earlier") from None
+
+    def shape_of(self, target, what: str) -> tuple:
+        """The per-sample shape of a node (or of what a `from:` names), inferring it and
+        its inputs now if need be; ExpressionError when it cannot be known yet."""
+        name = self.now(target, what)
+        stack = [name]
+        while stack:  # depth first over inputs not inferred yet, without recursion
+            current = stack[-1]
+            if current == INPUT or current in self.facts:
+                stack.pop()
+                continue
+            if current in self.failed or current == BROKEN:
+                raise ExpressionError("E0315", f"the shape of {what} is not known: `{current}` has an error "
+                                      "of its own (reported separately)")
+            record = self.nodes[current]
+            inputs = [self.now(record["refs"][i], what) if src is None else src
+                      for i, src in enumerate(record["inputs"])]
+            waiting = [src for src in inputs if src != INPUT and src not in self.facts]
+            if waiting:
+                if any(src in stack for src in waiting):
+                    raise ExpressionError("E0315", f"the shape of {what} depends on itself")
+                stack.extend(waiting)
+                continue
+            if not self.infer_now(current, inputs):
+                raise ExpressionError("E0315", f"the shape of {what} is not known: `{current}` has an error "
+                                      "of its own (reported separately)")
+            stack.pop()
+        return self.spec.input_shape if name == INPUT else self.facts[name].shape
+
+    def now(self, target, what: str) -> str:
+        """A node name for what may be a `from:` still to be resolved."""
+        if not isinstance(target, _Ref):
+            return target
+        try:
+            return self.settle(target)
+        except SpecError:
+            raise ExpressionError(
+                "E0315", f"the shape of {what} is not known yet: it comes from `{target.name}`, which is "
+                "not written before this expression", "shapes can be read from nodes written earlier") from None
+
+    def infer_now(self, name: str, inputs: list) -> bool:
+        record = self.nodes[name]
+        shapes = [self.spec.input_shape if src == INPUT else self.facts[src].shape for src in inputs]
+        try:
+            self.facts[name] = node_facts(record["op"], record["args"], shapes)
+        except OpError:
+            self.failed.add(name)  # inference reports it, with its position
+            return False
+        return True
 
     def repeat(self, name, node, scope, current, pos) -> str:
         count = self.value(node["repeat"], scope.env, node.where("repeat"), "repeat")
@@ -263,8 +345,9 @@ class _Expander:
             item = common
             if i in overrides:
                 item = _with_keys(common, {**common, **overrides[i]}, overrides[i])
-            env = {**scope.env, "i": i}
+            env = {**group.env, "i": i}
             local = replace(group, env=env, frozen=scope.frozen or group.frozen)
+            env.update(self.shape_names(local, out))
             copy_name = str(i)
             if flat:
                 copy_name = self.checked_name(self.value(node["names"], env, node.where("names"), "names"),
@@ -310,15 +393,18 @@ class _Expander:
             self.fail("E0306", f"duplicate name `{qualified}`", pos, scope)
         if len(self.nodes) >= MAX_NODES:
             self.fail("E0310", f"the expanded graph exceeds {MAX_NODES:,} nodes", pos, scope)
-        record = {"op": op_name, "args": args, "inputs": [], "pos": pos, "trace": scope.trace,
+        record = {"op": op_name, "args": args, "inputs": [], "refs": {}, "pos": pos, "trace": scope.trace,
                   "arg_pos": arg_pos or {}, "frozen": scope.frozen, "labels": scope.labels}
         self.nodes[qualified] = record
         for index, src in enumerate(source):
             if isinstance(src, _Ref):
                 record["inputs"].append(None)
+                record["refs"][index] = src
                 self.pending.append((qualified, index, src))
             else:
                 record["inputs"].append(src)
+        if not record["refs"] and all(src == INPUT or src in self.facts for src in record["inputs"]):
+            self.infer_now(qualified, record["inputs"])
         return qualified
 
     def block(self, name, node, scope, source, pos) -> str:
@@ -338,27 +424,32 @@ class _Expander:
             if key in self.reserved:
                 self.fail("E0408", f"block `{block_name}` declares argument `{key}`, a node key, which "
                           "could never be passed", position_of(declared, key), scope, "rename the argument")
-        env = dict(self.spec.args)
+        for key in SHAPE_NAMES:
+            if key in declared:
+                self.fail("E0408", f"block `{block_name}` declares argument `{key}`, a name every block "
+                          "already has", position_of(declared, key), scope, "rename the argument")
+        given = {}
         for key, raw in node.items():
             if key in self.reserved:
                 continue
             if key not in declared:
                 self.fail("E0303", f"block `{block_name}` has no argument `{key}`", node.key_pos.get(key, pos),
                           scope, did_you_mean(key, declared) or f"it takes: {', '.join(declared) or 'none'}")
-            env[key] = self.value(raw, scope.env, node.where(key), f"`{key}`")
-            if env[key] is None and declared[key] is None:
+            given[key] = self.value(raw, scope.env, node.where(key), f"`{key}`")
+            if given[key] is None and declared[key] is None:
                 self.fail("E0304", f"block `{block_name}` needs a value for `{key}`, got ~", node.where(key), scope)
+        frame = (f"block `{block_name}` as `{scope.prefix}{name}`", pos)
+        child = self.child_scope(scope, name, source[0], {**self.spec.args, **given}, frame, block_name)
+        child.blocks_open = scope.blocks_open + (block_name,)
+        env = child.env
         # Defaults are worked out after the given arguments, in order, so a default
-        # may use any argument given and any declared before it.
+        # may use any argument given, any declared before it, and the input's shape.
         for key, default in declared.items():
             if key not in node:
                 if default is None:
                     self.fail("E0304", f"block `{block_name}` needs argument `{key}`", pos, scope,
                               f"declared at {position_of(declared, key)}")
                 env[key] = self.value(default, env, position_of(declared, key), f"default of `{key}`")
-        frame = (f"block `{block_name}` as `{scope.prefix}{name}`", pos)
-        child = self.child_scope(scope, name, source[0], env, frame, block_name)
-        child.blocks_open = scope.blocks_open + (block_name,)
         out = self.body(definition["body"], child, source[0])
         if "output" in definition:
             ref = self.value(definition["output"], env, definition.where("output"), "output")
@@ -368,15 +459,23 @@ class _Expander:
     def join(self, name, node, scope, source, pos) -> str:
         kind = next(k for k in self.kinds if k in node)
         start = source[0]
+        branches = node[kind]
+        if len(branches) < 2:
+            self.fail("E0305", f"`{kind}:` joins two or more branches, `{scope.prefix}{name}` has {len(branches)}",
+                      node.where(kind), scope, "a single branch needs no join: write its nodes in the chain")
         ends = []
-        for index, branch in enumerate(node[kind]):
+        for branch in branches:
             if not branch:  # an empty branch is the identity: the shortcut of a residual
                 ends.append(start)
                 continue
-            ends.append(self.body(branch, scope, start))
-        if len(ends) < 2:
-            self.fail("E0305", f"`{kind}:` joins two or more branches, `{scope.prefix}{name}` has {len(ends)}",
-                      node.where(kind), scope, "a single branch needs no join: write its nodes in the chain")
+            end = self.body(branch, scope, start)
+            if end != start:  # a branch whose every node is switched off by `when:` drops out
+                ends.append(end)
+        if not ends:
+            self.fail("E0305", f"every branch of `{scope.prefix}{name}` is switched off by its `when:`",
+                      node.where(kind), scope, "keep one branch on, or switch the join itself off")
+        if len(ends) == 1:  # one branch left: it is the join's value (MobileNet's optional shortcut)
+            return ends[0]
         op = REGISTRY[kind]
         args = {}
         for key, raw in node.items():

@@ -11,6 +11,7 @@ itself, so no construct outside that list can run.
 from __future__ import annotations
 
 import ast
+import math
 import operator
 import re
 
@@ -25,6 +26,30 @@ class ExpressionError(Exception):
     def __init__(self, code: str, message: str, hint: str | None = None):
         super().__init__(message)
         self.code, self.message, self.hint = code, message, hint
+
+
+class Lazy:
+    """A name whose value is worked out when an expression first reads it (the shape
+    of a block's input: most expressions never ask, and asking costs inference)."""
+
+    __slots__ = ("compute", "value", "done")
+
+    def __init__(self, compute):
+        self.compute, self.value, self.done = compute, None, False
+
+    def get(self):
+        if not self.done:
+            self.value, self.done = self.compute(), True
+        return self.value
+
+
+class Function:
+    """A function of the scope an expression is written in (`shape('conv1')`)."""
+
+    __slots__ = ("call",)
+
+    def __init__(self, call):
+        self.call = call
 
 
 def is_expression(value) -> bool:
@@ -69,8 +94,39 @@ def evaluate(text: str, env: dict):
         raise ExpressionError("E0505", "expression nests too deeply") from None
 
 
+def make_divisible(value, divisor=8, min_value=None):
+    """The nearest multiple of `divisor` to `value`, never below `min_value` (default:
+    the divisor) and never more than 10% below `value`: the width rounding of
+    torchvision's and timm's MobileNets and EfficientNets (`_make_divisible`)."""
+    _need_numbers("make_divisible()", value, divisor)
+    if divisor <= 0:
+        raise ExpressionError("E0504", f"make_divisible(): the divisor must be positive, got {divisor}")
+    least = divisor if min_value is None else min_value
+    rounded = max(least, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+def round_up(value, multiple):
+    """The least multiple of `multiple` at or above `value` (Ultralytics' `make_divisible`)."""
+    _need_numbers("round_up()", value, multiple)
+    if multiple <= 0:
+        raise ExpressionError("E0504", f"round_up(): the multiple must be positive, got {multiple}")
+    return math.ceil(value / multiple) * multiple
+
+
+def _ceil(value):
+    _need_numbers("ceil()", value)
+    return math.ceil(value)
+
+
+def _floor(value):
+    _need_numbers("floor()", value)
+    return math.floor(value)
+
+
 FUNCTIONS = {
     "min": min, "max": max, "abs": abs, "int": int, "round": round, "len": len, "float": float,
+    "ceil": _ceil, "floor": _floor, "make_divisible": make_divisible, "round_up": round_up,
 }
 _BINARY = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
@@ -90,7 +146,12 @@ MAX_POWER_RESULT = 10 ** 30
 
 def _lookup(name: str, env: dict):
     if name in env:
-        return env[name]
+        value = env[name]
+        if isinstance(value, Lazy):
+            return value.get()
+        if isinstance(value, Function):
+            raise ExpressionError("E0504", f"`{name}` is a function: call it, as in `{name}('conv1')`")
+        return value
     if name in _CONSTANT_NAMES:
         return _CONSTANT_NAMES[name]
     from .diagnostics import did_you_mean
@@ -187,11 +248,16 @@ class _Evaluator(ast.NodeVisitor):
         return container[index]
 
     def visit_Call(self, node):
-        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS or node.keywords:
-            raise ExpressionError("E0505", "only these functions may be called: " + ", ".join(FUNCTIONS))
+        name = node.func.id if isinstance(node.func, ast.Name) else None
+        scoped = self.env.get(name) if name is not None else None
+        if isinstance(scoped, Function) and not node.keywords:
+            return scoped.call(*[self.visit(a) for a in node.args])
+        if name not in FUNCTIONS or node.keywords:
+            raise ExpressionError("E0505", "only these functions may be called: " + ", ".join(
+                [*FUNCTIONS, *(k for k, v in self.env.items() if isinstance(v, Function))]))
         args = [self.visit(a) for a in node.args]
         try:
-            return FUNCTIONS[node.func.id](*args)
+            return FUNCTIONS[name](*args)
         except (TypeError, ValueError) as exc:
             raise ExpressionError("E0504", f"{node.func.id}(): {exc}") from None
 

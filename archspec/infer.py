@@ -36,25 +36,34 @@ class InferredGraph:
         return sum(self.facts[n].macs for n in self.graph.needed_for(training))
 
 
-def infer(graph: Graph) -> InferredGraph:
+def node_facts(op_name: str, args, shapes: list) -> NodeFacts:
+    """One node's facts from its op's rules; raises OpError."""
+    op = REGISTRY[op_name]
+    out = op.infer(args, shapes)
+    return NodeFacts(tuple(out), op.params(args, shapes, out), op.macs(args, shapes, out),
+                     op.buffers(args, shapes, out))
+
+
+def infer(graph: Graph, known: dict | None = None) -> InferredGraph:
     """Facts for every node; every node whose inputs are sound is checked, and all
-    errors are raised together."""
+    errors are raised together. `known` holds facts already worked out (expansion
+    infers what expressions ask about) for nodes of exactly these args and inputs."""
     facts: dict[str, NodeFacts] = {}
     errors: list[Diagnostic] = []
+    known = known or {}
 
     def shape_of(name):
         return graph.input_shape if name == INPUT else facts[name].shape
 
     for name, node in graph.nodes.items():
+        if name in known:
+            facts[name] = known[name]
+            continue
         if any(src != INPUT and src not in facts for src in node.inputs):
             continue  # an input failed and was reported
-        op = REGISTRY[node.op]
         shapes = [shape_of(src) for src in node.inputs]
         try:
-            out = op.infer(node.args, shapes)
-            params = op.params(node.args, shapes, out)
-            macs = op.macs(node.args, shapes, out)
-            buffers = op.buffers(node.args, shapes, out)
+            facts[name] = node_facts(node.op, node.args, shapes)
         except OpError as exc:
             message = f"{name}: {exc.message}"
             if len(shapes) > 1 and exc.code in ("E0401", "E0402"):
@@ -63,8 +72,6 @@ def infer(graph: Graph) -> InferredGraph:
                 message += f" (input {list(shapes[0])})" if "input" not in exc.message else ""
             pos = node.arg_pos.get(exc.arg, node.pos)
             errors.append(Diagnostic(exc.code, message, pos, exc.hint, node.trace))
-            continue
-        facts[name] = NodeFacts(tuple(out), params, macs, buffers)
     if errors:
         raise SpecError(errors)
     return InferredGraph(graph, MappingProxyType(facts))

@@ -19,6 +19,9 @@ from .schema import validate_document
 from .yaml_source import SourceMap, load_text, position_of, read_text
 
 MAX_EXTENDS_DEPTH = 16
+# Names every scope defines for expressions: the shape of what feeds it, and a
+# function giving the shape of a node in scope. No argument may take them.
+SHAPE_NAMES = ("in_shape", "in_channels", "shape")
 # Keys an `extends:` child replaces whole; `args` and `blocks` merge key by key.
 _MERGED_BY_KEY = ("args", "blocks")
 
@@ -143,6 +146,11 @@ def _settle(path: str, document: SourceMap, overrides: dict, input_shape, parent
     problems = []
     for key, default in declared.items():
         pos = position_of(declared, key)
+        if key in SHAPE_NAMES:
+            problems.append(Diagnostic("E0408", f"argument `{key}` takes a name that every scope already has "
+                                       "(the shape of its input)", document.get("args").key_pos.get(key, pos),
+                                       "rename the argument"))
+            continue
         if key in overrides:
             value = overrides[key]
             problem = _type_problem(key, default, value, values)
