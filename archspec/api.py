@@ -9,7 +9,7 @@ from __future__ import annotations
 import gc
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from os import PathLike
 from typing import TYPE_CHECKING
 
@@ -42,26 +42,27 @@ class Compiled:
     expect: ExpectReport | None  # None when the figures were not checked
 
 
-def load(path: str | PathLike, input_shape=None, **overrides) -> Spec:
-    """Read, validate and settle a spec; keywords override its file-level `args`."""
-    return _load(path, input_shape=input_shape, **overrides)
+def load(path: str | PathLike, input_shape=None, scale: str | None = None, **overrides) -> Spec:
+    """Read, validate and settle a spec; `scale` picks a named scale, keywords override
+    its file-level `args`."""
+    return _load(path, input_shape=input_shape, scale=scale, **overrides)
 
 
-def _spec(path_or_spec, input_shape, overrides) -> Spec:
+def _spec(path_or_spec, input_shape, scale, overrides) -> Spec:
     if isinstance(path_or_spec, Spec):
-        if overrides or input_shape is not None:
-            return path_or_spec.with_overrides(input_shape=input_shape, **overrides)
+        if overrides or input_shape is not None or scale is not None:
+            return path_or_spec.with_overrides(input_shape=input_shape, scale=scale, **overrides)
         return path_or_spec
-    return load(path_or_spec, input_shape=input_shape, **overrides)
+    return load(path_or_spec, input_shape=input_shape, scale=scale, **overrides)
 
 
 def compile_spec(path_or_spec, input_shape=None, check: bool = True, max_params: int | None = None,
-                 **overrides) -> Compiled:
+                 scale: str | None = None, **overrides) -> Compiled:
     """Expand and infer a spec, and check its `expect:` figures and the `max_params`
     budget; allocates nothing."""
     if max_params is not None:
         _need_count("max_params", max_params, least=0)
-    spec = _spec(path_or_spec, input_shape, overrides)
+    spec = _spec(path_or_spec, input_shape, scale, overrides)
     with _collector_paused():
         expansion = expand(spec)
         if expansion.errors:
@@ -102,12 +103,14 @@ def _with_shape_errors(expansion) -> list:
 
 
 def build(path_or_spec, *, device=None, dtype=None, verify: bool = False, check: bool = True,
-          input_shape=None, max_params: int | None = None, **overrides) -> "CompiledNetwork":
+          input_shape=None, max_params: int | None = None, scale: str | None = None,
+          **overrides) -> "CompiledNetwork":
     """Compile a spec into a torch.nn.Module (on `device`/`dtype` directly, "meta" included).
 
     `check=False` skips the spec's `expect:` figures; `verify=True` also runs a
     meta-device forward and compares every inferred shape."""
-    compiled = compile_spec(path_or_spec, input_shape, check=check, max_params=max_params, **overrides)
+    compiled = compile_spec(path_or_spec, input_shape, check=check, max_params=max_params, scale=scale,
+                            **overrides)
     return build_compiled(compiled, device=device, dtype=dtype, verify=verify)
 
 
@@ -123,7 +126,8 @@ def build_compiled(compiled: Compiled, *, device=None, dtype=None, verify: bool 
 
 
 def summarize(path_or_spec, *, batch: int = 1, dtype: str = "float32", depth: int | None = None,
-              input_shape=None, max_params: int | None = None, **overrides) -> Summary:
+              input_shape=None, max_params: int | None = None, scale: str | None = None,
+              **overrides) -> Summary:
     """Shapes, parameters, MACs and memory of every node (rows folded to `depth` name
     parts if given), worked out without building anything."""
     _need_count("batch", batch)
@@ -131,11 +135,21 @@ def summarize(path_or_spec, *, batch: int = 1, dtype: str = "float32", depth: in
         _need_count("depth", depth)
     if dtype not in DTYPE_BYTES:
         raise error("E0604", f"dtype must be one of {', '.join(DTYPE_BYTES)}, got {dtype!r}")
-    compiled = compile_spec(path_or_spec, input_shape, check=False, max_params=max_params, **overrides)
-    summary = summarize_graph(compiled.inferred, compiled.spec.name, batch, dtype)
+    compiled = compile_spec(path_or_spec, input_shape, check=False, max_params=max_params, scale=scale,
+                            **overrides)
+    summary = replace(summarize_graph(compiled.inferred, compiled.spec.name, batch, dtype),
+                      scale=compiled.spec.scale)
     return summary.folded(depth, compiled.inferred.graph.aliases) if depth else summary
 
 
 def _need_count(name: str, value, least: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
         raise error("E0604", f"{name} must be a whole number of at least {least}, got {value!r}")
+
+
+def summarize_scales(path_or_spec, **overrides) -> list:
+    """One summary per named scale of the spec, in the order they are declared."""
+    spec = _spec(path_or_spec, None, None, {})
+    if not spec.scales:
+        raise error("E0607", f"{spec.path} declares no `scales:`", hint="see the README's section on scales")
+    return [summarize(spec, scale=name, **overrides) for name in spec.scales]

@@ -51,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="override a file-level arg; VALUE is read as YAML (10, false, [2, 2, 2, 2]); "
                               "repeatable")
         cmd.add_argument("--input", metavar="CxHxW", help="input shape per sample, e.g. 3x224x224 or 3x16x112x112")
+        cmd.add_argument("--scale", metavar="NAME", help="apply one of the spec's named scales (`scales:`), "
+                         "e.g. b3 or x1_5; --set values apply after it")
         cmd.add_argument("--max-params", type=int, metavar="N",
                          help="fail (exit 1) if the network has more than N parameters; "
                               "checked before any weight is allocated")
@@ -89,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="element type for the memory estimates (float32)")
     s.add_argument("--depth", type=int, metavar="N",
                    help="fold rows to the first N parts of their names (1: one row per stage)")
+    s.add_argument("--scales", action="store_true",
+                   help="one row per named scale of the spec (params, MACs, input, outputs) instead of per node")
 
     sub.add_parser("schema", help="print the JSON Schema of the spec language",
                    description="Print the JSON Schema (Draft 2020-12) that every spec must satisfy, "
@@ -185,7 +189,7 @@ def _compile(args, path):
 
     check = not getattr(args, "no_expect", True)
     return compile_spec(path, input_shape=args.input, check=check, max_params=args.max_params,
-                        **_overrides(args))
+                        scale=args.scale, **_overrides(args))
 
 
 def _expect_line(compiled) -> str | None:
@@ -242,10 +246,18 @@ def cmd_build(args) -> int:
 
 
 def cmd_summary(args) -> int:
-    from .api import summarize
+    from .api import summarize, summarize_scales
+    from .summary import render_scales
 
-    summary = summarize(args.spec, batch=args.batch, dtype=args.dtype, depth=args.depth,
-                        input_shape=args.input, max_params=args.max_params, **_overrides(args))
+    options = dict(batch=args.batch, dtype=args.dtype, input_shape=args.input, max_params=args.max_params,
+                   **_overrides(args))
+    if args.scales:
+        if args.scale or args.depth:
+            raise error("E0606", "--scales prints every scale: it takes no --scale or --depth")
+        summaries = summarize_scales(args.spec, **options)
+        print(json.dumps([s.to_dict() for s in summaries], indent=1) if args.json else render_scales(summaries))
+        return 0
+    summary = summarize(args.spec, depth=args.depth, scale=args.scale, **options)
     print(json.dumps(summary.to_dict(), indent=1) if args.json else summary.render())
     return 0
 

@@ -27,6 +27,8 @@ BASE_NODE_KINDS = ("op", "block", "seq")
 NAME_PATTERN = r"^[A-Za-z0-9_-]+(?![\s\S])"
 _IDENTIFIER = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*(?![\s\S])"}
 _NODE_NAME = {"type": "string", "pattern": NAME_PATTERN, "not": {"enum": ["in", "input"]}}
+# Scale names follow the builders' suffixes: b0, x0_5, 400mf, 1_6gf, n, s, ...
+_SCALE_NAME = {"type": "string", "pattern": r"^[A-Za-z0-9_]+(?![\s\S])"}
 _REF = {"anyOf": [{"type": "string", "pattern": r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(?![\s\S])"},
                   EXPRESSION_SCHEMA]}
 _INT_OR_EXPR = {"anyOf": [{"type": "integer"}, EXPRESSION_SCHEMA]}
@@ -100,6 +102,10 @@ def build_schema(ops: dict | None = None) -> dict:
             "outputs": {"type": "object", "propertyNames": _IDENTIFIER, "minProperties": 1,
                         "additionalProperties": {"$ref": "#/$defs/output"}},
             "expect": {"$ref": "#/$defs/expect"},
+            "scales": {"type": "object", "propertyNames": _SCALE_NAME, "minProperties": 1,
+                       "description": "named sets of arg values, chosen with --scale NAME",
+                       "additionalProperties": {"type": "object", "propertyNames": _IDENTIFIER}},
+            "scale": {**_SCALE_NAME, "description": "the scale this spec is, as written"},
         },
         "additionalProperties": False,
         "if": {"not": {"required": ["extends"]}},

@@ -14,7 +14,7 @@ from types import MappingProxyType
 import yaml
 
 from .diagnostics import Diagnostic, SpecError, did_you_mean, display_path, error
-from .expressions import ExpressionError, resolve
+from .expressions import ExpressionError, is_expression, resolve
 from .schema import validate_document
 from .yaml_source import SourceMap, load_text, position_of, read_text
 
@@ -22,8 +22,8 @@ MAX_EXTENDS_DEPTH = 16
 # Names every scope defines for expressions: the shape of what feeds it, and a
 # function giving the shape of a node in scope. No argument may take them.
 SHAPE_NAMES = ("in_shape", "in_channels", "shape")
-# Keys an `extends:` child replaces whole; `args` and `blocks` merge key by key.
-_MERGED_BY_KEY = ("args", "blocks")
+# Keys an `extends:` child replaces whole; `args`, `blocks` and `scales` merge key by key.
+_MERGED_BY_KEY = ("args", "blocks", "scales")
 
 
 @dataclass(frozen=True)
@@ -36,33 +36,43 @@ class Spec:
     parents: tuple = field(default=())
     input_overridden: bool = False
     overrides: tuple = ()  # names of the args set by the caller
+    scale: str | None = None      # the named scale applied (the caller's, else the file's `scale:`)
+    scale_overridden: bool = False  # the caller chose another scale than the file's
 
     @property
     def is_variant(self) -> bool:
-        """Built with anything changed from what the file says (args, input shape)."""
-        return bool(self.overrides) or self.input_overridden
+        """Built with anything changed from what the file says (args, input shape, scale)."""
+        return bool(self.overrides) or self.input_overridden or self.scale_overridden
 
-    def with_overrides(self, input_shape=None, **overrides) -> "Spec":
+    @property
+    def scales(self) -> tuple:
+        """The names of the scales the spec declares, in order."""
+        return tuple(self.document.get("scales") or ())
+
+    def with_overrides(self, input_shape=None, scale=None, **overrides) -> "Spec":
         """This spec with more arguments set; those set before stay set."""
         earlier = {k: self.args[k] for k in self.overrides}
         if input_shape is None and self.input_overridden:
             input_shape = self.input_shape
-        return _settle(self.path, self.document, {**earlier, **overrides}, input_shape, self.parents)
+        if scale is None and self.scale_overridden:
+            scale = self.scale
+        return _settle(self.path, self.document, {**earlier, **overrides}, input_shape, self.parents, scale)
 
 
-def load(path, input_shape=None, **overrides) -> Spec:
-    """Read and check a spec file; keyword overrides replace its file-level `args`."""
+def load(path, input_shape=None, scale=None, **overrides) -> Spec:
+    """Read and check a spec file; `scale` picks one of its named scales, and keyword
+    overrides replace its file-level `args` (after the scale's values)."""
     shown = display_path(path)
     document = _load_merged(Path(path), shown, ())
-    return _settle(shown, document, overrides, input_shape, _parents(document))
+    return _settle(shown, document, overrides, input_shape, _parents(document), scale)
 
 
-def loads(text: str, name: str = "<string>", input_shape=None, **overrides) -> Spec:
+def loads(text: str, name: str = "<string>", input_shape=None, scale=None, **overrides) -> Spec:
     """Like `load`, for spec text held in memory (`extends:` resolves from the cwd)."""
     document = load_text(text, name)
     validate_document(document)
     document = _apply_extends(document, Path.cwd() / "x", ())
-    return _settle(name, document, overrides, input_shape, _parents(document))
+    return _settle(name, document, overrides, input_shape, _parents(document), scale)
 
 
 def _parents(document) -> tuple:
@@ -134,8 +144,9 @@ def _merge(parent: SourceMap, child: SourceMap) -> SourceMap:
     return merged
 
 
-def _settle(path: str, document: SourceMap, overrides: dict, input_shape, parents) -> Spec:
+def _settle(path: str, document: SourceMap, overrides: dict, input_shape, parents, scale=None) -> Spec:
     declared = document.get("args") or SourceMap()
+    scale, scaled = _scale_values(path, document, declared, scale)
     unknown = [k for k in overrides if k not in declared]
     if unknown:
         names = ", ".join(sorted(declared)) or "none"
@@ -146,16 +157,24 @@ def _settle(path: str, document: SourceMap, overrides: dict, input_shape, parent
     problems = []
     for key, default in declared.items():
         pos = position_of(declared, key)
-        if key in SHAPE_NAMES:
-            problems.append(Diagnostic("E0408", f"argument `{key}` takes a name that every scope already has "
-                                       "(the shape of its input)", document.get("args").key_pos.get(key, pos),
-                                       "rename the argument"))
+        if key in SHAPE_NAMES or key == "scale":
+            what = "selects a named scale" if key == "scale" else "is the shape of a scope's input"
+            problems.append(Diagnostic("E0408", f"argument `{key}` takes a reserved name: `{key}` {what}",
+                                       declared.key_pos.get(key, pos), "rename the argument"))
             continue
         if key in overrides:
             value = overrides[key]
             problem = _type_problem(key, default, value, values)
             if problem:
                 problems.append(Diagnostic("E0602", problem, hint=f"declared at {pos}"))
+                continue
+        elif key in scaled:
+            table = scaled
+            value = resolve_written(table[key], values, position_of(table, key), f"scale `{scale}`: `{key}`")
+            problem = _type_problem(key, default, value, values)
+            if problem:
+                problems.append(Diagnostic("E0602", problem.replace("--set", f"scale `{scale}`:", 1),
+                                           position_of(table, key), f"declared at {pos}"))
                 continue
         else:
             value = _resolve_arg(key, default, values, pos)
@@ -168,7 +187,41 @@ def _settle(path: str, document: SourceMap, overrides: dict, input_shape, parent
     shape = _input_shape(document, input_shape, values, path)
     name = document.get("name") or Path(path).stem
     return Spec(path, name, document, MappingProxyType(values), shape, tuple(parents),
-                input_overridden=input_shape is not None, overrides=tuple(overrides))
+                input_overridden=input_shape is not None, overrides=tuple(overrides), scale=scale,
+                scale_overridden=scale is not None and scale != document.get("scale"))
+
+
+def _scale_values(path, document, declared, chosen) -> tuple:
+    """(the scale applied, its argument values): the caller's choice, else the file's
+    own `scale:`; E0607 for a scale the spec does not declare. Every table is checked
+    for unknown arguments and values of the wrong kind, chosen or not."""
+    table = document.get("scales") or {}
+    problems = []
+    for name, values in table.items():
+        for key, value in values.items():
+            pos = values.key_pos.get(key) if hasattr(values, "key_pos") else None
+            if key not in declared:
+                problems.append(Diagnostic("E0601", f"scale `{name}` sets `{key}`, which is not an argument of "
+                                           f"{path}", pos, did_you_mean(key, declared) or "declare it under `args:`"))
+            elif not is_expression(value) and not is_expression(declared[key]):
+                problem = _type_problem(key, declared[key], value, {})
+                if problem:
+                    problems.append(Diagnostic("E0602", problem.replace("--set", f"scale `{name}`:", 1),
+                                               position_of(values, key),
+                                               f"declared at {position_of(declared, key)}"))
+    if problems:
+        raise SpecError(problems)
+    pos = None
+    if chosen is None:
+        chosen, pos = document.get("scale"), position_of(document, "scale")
+    if chosen is None:
+        return None, {}
+    if chosen not in table:
+        names = ", ".join(map(str, table)) or "none"
+        close = did_you_mean(chosen, table)
+        raise error("E0607", f"{path} has no scale `{chosen}`", pos,
+                    f"{close + ' ' if close else ''}its scales: {names}")
+    return chosen, table[chosen]
 
 
 def _resolve_arg(key, default, values, pos):

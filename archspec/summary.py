@@ -48,6 +48,7 @@ class Summary:
     param_bytes: int = 0
     buffer_bytes: int = 0
     activation_bytes: int = 0
+    scale: str | None = None  # the named scale applied, if any
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -82,7 +83,8 @@ class Summary:
         align = ("<", "<", "<", ">", ">")
         line = lambda cells: "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths)).rstrip()
         rule = "-" * len(line(headers))
-        out = [f"{self.name}: input {_shape((self.batch, *self.input_shape))}", rule, line(headers), rule]
+        scale = f" (scale {self.scale})" if self.scale else ""
+        out = [f"{self.name}{scale}: input {_shape((self.batch, *self.input_shape))}", rule, line(headers), rule]
         out += [line(row) for row in table]
         out.append(rule)
         for name, shape in self.outputs.items():
@@ -126,3 +128,18 @@ def summarize_graph(inferred: InferredGraph, name: str, batch: int = 1, dtype: s
         trainable_params=inferred.total_params - frozen, frozen_params=frozen, dtype=dtype,
         param_bytes=inferred.total_params * size, buffer_bytes=floats * size + counters * 8,
         activation_bytes=activations * batch * size)
+
+
+def render_scales(summaries: list) -> str:
+    """One row per named scale: its parameters, MACs, input and outputs."""
+    headers = ("scale", "params", "MACs", "input", "outputs")
+    table = [(s.scale, f"{s.total_params:,}", f"{s.total_macs:,}", _shape(s.input_shape),
+              ", ".join(f"{name} {_shape(shape[1:])}" for name, shape in s.outputs.items()
+                        if name not in s.train_only_outputs))
+             for s in summaries]
+    widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(headers)]
+    align = ("<", ">", ">", "<", "<")
+    line = lambda cells: "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths)).rstrip()
+    rule = "-" * len(line(headers))
+    title = f"{summaries[0].name}: {len(summaries)} scales (batch {summaries[0].batch}, eval-mode MACs)"
+    return "\n".join([title, rule, line(headers), rule, *map(line, table), rule])
