@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import MappingProxyType
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from .diagnostics import Diagnostic, Position, SpecError
+
+if TYPE_CHECKING:  # networkx is imported where a graph algorithm is needed, not at start-up
+    import networkx as nx
 
 INPUT = "input"  # the name of the graph's input node
 
@@ -71,8 +73,10 @@ def finish_graph(input_shape, nodes: dict, outputs: list, aliases: dict | None =
                  MappingProxyType(aliases))
 
 
-def to_networkx(nodes: dict) -> nx.DiGraph:
+def to_networkx(nodes: dict) -> "nx.DiGraph":
     """The graph as a networkx.DiGraph, each node carrying its `Node` as `node`."""
+    import networkx as nx
+
     dag = nx.DiGraph()
     dag.add_node(INPUT)
     dag.add_nodes_from((name, {"node": node}) for name, node in nodes.items())
@@ -89,6 +93,8 @@ def _topological_order(nodes: dict) -> list:
         seen.add(name)
     else:
         return list(nodes)
+    import networkx as nx
+
     dag = to_networkx(nodes)
     rank = {name: i for i, name in enumerate(nodes)}
     rank[INPUT] = -1

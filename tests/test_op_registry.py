@@ -133,3 +133,17 @@ def test_an_op_may_hold_a_bare_parameter_at_its_node_name():
         check_example(REGISTRY["scaled_for_test"], Scaled.examples[0])
     finally:
         REGISTRY.remove("scaled_for_test")
+
+
+def test_ops_page_lists_every_op_as_the_registry_declares_it():
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    result = subprocess.run([sys.executable, str(ROOT / "docs" / "ops_doc.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    page = (ROOT / "docs" / "ops.md").read_text()
+    for name in REGISTRY.builtin():
+        assert f"\n### {name}\n" in page, name
