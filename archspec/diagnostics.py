@@ -104,10 +104,20 @@ def _caret_lines(pos: Position) -> list[str]:
     return []
 
 
+MAX_SUGGESTION_CANDIDATES = 2000
+
+
 def did_you_mean(name: str, candidates) -> str | None:
     import difflib
 
-    close = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=1, cutoff=0.6)
+    name = str(name)
+    names = [str(c) for c in candidates]
+    if len(names) > MAX_SUGGESTION_CANDIDATES:
+        # A scope of 10,000s of names: compare only those of about the same length and
+        # first letter, so suggesting stays cheap however many errors are reported.
+        names = [c for c in names if abs(len(c) - len(name)) <= 2 and c[:1] == name[:1]]
+        names = names[:MAX_SUGGESTION_CANDIDATES]
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
     return f"did you mean `{close[0]}`?" if close else None
 
 

@@ -104,7 +104,7 @@ class _Expander:
         self.failed: set = set()
 
     def run(self) -> Expansion:
-        root = _Scope("", {}, INPUT, (), (), 0)
+        root = self.root = _Scope("", {}, INPUT, (), (), 0)
         root.env = {**self.spec.args, **self.shape_names(root, INPUT)}
         last = self.body(self.doc["graph"], root, INPUT)
         self.resolve_pending()
@@ -493,32 +493,46 @@ class _Expander:
 
     # -- references -----------------------------------------------------------
     def lookup(self, scope: _Scope, ref: str, pos) -> str:
-        """The node a `from:` reference names, seen from `scope`; errors name the whole
-        reference and are reported in the scope that wrote it."""
+        """The node a `from:` reference names. The rule: first a name of the scope that
+        writes the reference (or a dotted path into one of its blocks and seqs:
+        `AuxLogits.fc`), then a fully qualified name from the top of the graph
+        (`layer1.0.relu`, `Mixed_6e`). Errors name the whole reference and are reported
+        in the scope that wrote it."""
         if not isinstance(ref, str):
             self.fail("E0305", f"`from:` needs a node name, got {ref!r}", pos, scope)
         if ref == _SELF_INPUT:
             return scope.input
         if ref == INPUT:
             return ref
-        here = scope
         parts = ref.split(".")
+        found, missed = self._walk(scope, parts)
+        if found is None and scope is not self.root:
+            found, _ = self._walk(self.root, parts)
+        if found is not None:
+            return found
+        here, part = missed
+        if part in here.switched_off:
+            self.fail("E0305", f"`{ref}` is switched off by its `when:`", pos, scope,
+                      f"its condition is at {here.switched_off[part]}")
+        candidates = list(here.names) + ([_SELF_INPUT] if here is scope else [])
+        inside = f" (no `{part}` in `{here.prefix.rstrip('.')}`)" if here is not scope else ""
+        hint = did_you_mean(part, candidates) or f"names there: {', '.join(_first(candidates)) or 'none'}"
+        if scope is not self.root:
+            hint += "; a node of another block is named in full from the top, as in `layer1.0.relu`"
+        self.fail("E0305", f"unknown input `{ref}`{inside}", pos, scope, hint)
+
+    @staticmethod
+    def _walk(scope: _Scope, parts: list):
+        """(the node `parts` names from `scope`, None), or (None, (scope, part) where the walk stopped)."""
+        here = scope
         for index, part in enumerate(parts):
-            last = index == len(parts) - 1
-            if last and part in here.names:
-                return here.names[part]
-            if not last and part in here.children:
+            if index == len(parts) - 1 and part in here.names:
+                return here.names[part], None
+            if index < len(parts) - 1 and part in here.children:
                 here = here.children[part]
                 continue
-            if part in here.switched_off:
-                self.fail("E0305", f"`{ref}` is switched off by its `when:`", pos, scope,
-                          f"its condition is at {here.switched_off[part]}")
-            if ref in self.nodes:  # not a local name: a fully qualified one
-                return ref
-            candidates = list(here.names) + ([_SELF_INPUT] if here is scope else [])
-            inside = f" (no `{part}` in `{here.prefix.rstrip('.')}`)" if here is not scope else ""
-            self.fail("E0305", f"unknown input `{ref}`{inside}", pos, scope,
-                      did_you_mean(part, candidates) or f"names there: {', '.join(candidates) or 'none'}")
+            return None, (here, part)
+        return None, (here, parts[-1])
 
     def settle(self, target):
         """A node name for what may still be a reference (to a reference...)."""
@@ -560,6 +574,11 @@ class _Ref:
     name: str
     pos: Position
     scope: _Scope
+
+
+def _first(names: list, count: int = 12) -> list:
+    """At most `count` names, for a hint that stays one line however large the scope."""
+    return names if len(names) <= count else names[:count] + [f"... ({len(names) - count} more)"]
 
 
 def _sound_part(input_shape, nodes: dict) -> Graph | None:

@@ -473,3 +473,44 @@ def test_node_names_taken_by_torch_are_refused():
     with pytest.raises(SpecError) as err:
         compiled("input: [3, 4, 4]\ngraph:\n  type: {op: conv, out: 2, k: 1}\n")
     assert err.value.code == "E0408" and "`type`" in str(err.value)
+
+
+def test_names_resolve_locally_then_fully_qualified_for_nodes_blocks_and_seqs():
+    inferred = compiled("""
+        input: [3, 8, 8]
+        blocks:
+          unit:
+            body:
+              conv: {op: conv, out: 4, k: 1}
+          reader:
+            body:
+              plain: {op: relu, from: stem}            # a top-level plain node
+              block: {op: relu, from: first}           # a top-level block, by its name
+              inner: {op: relu, from: first.conv}      # a node inside it, fully qualified
+              seqd: {op: relu, from: chain}            # a top-level seq
+              both: {add: [~, [{op: relu}]], from: in}
+        graph:
+          stem: {op: conv, out: 4, k: 1}
+          first: {block: unit}
+          chain: [{op: relu}]
+          r: {block: reader, from: stem}
+        outputs: {a: r.plain, b: r.block, c: r.inner, d: r.seqd, e: r.both}
+    """)
+    inputs = {name: inferred.graph.nodes[name].inputs for name in ("r.plain", "r.block", "r.inner", "r.seqd")}
+    assert inputs == {"r.plain": ("stem",), "r.block": ("first.conv",), "r.inner": ("first.conv",),
+                      "r.seqd": ("chain.0",)}
+
+
+def test_an_unknown_name_inside_a_block_hints_at_the_qualified_form():
+    with pytest.raises(SpecError) as err:
+        compiled("""
+            input: [3, 8, 8]
+            blocks:
+              reader:
+                body:
+                  x: {op: relu, from: conv9}
+            graph:
+              r: {block: reader}
+        """)
+    (d,) = err.value.diagnostics
+    assert d.code == "E0305" and "named in full from the top, as in `layer1.0.relu`" in d.hint
