@@ -116,12 +116,13 @@ def build(path_or_spec, *, device=None, dtype=None, verify: bool = False, check:
 
 def build_compiled(compiled: Compiled, *, device=None, dtype=None, verify: bool = False) -> "CompiledNetwork":
     """The module of a spec already compiled (see `compile_spec`)."""
+    from .builder import build_module, check_memory  # torch is imported here, not for validate or summary
+
+    check_memory(compiled.inferred, compiled.spec.name, device, dtype)
     if verify:
         from .verify import verify as verify_shapes
 
         verify_shapes(compiled.inferred, compiled.spec.name)
-    from .builder import build_module  # torch is imported here, not for validate or summary
-
     return build_module(compiled.inferred, compiled.spec.name, device=device, dtype=dtype)
 
 

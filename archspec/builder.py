@@ -8,6 +8,9 @@ training-only outputs such as auxiliary heads).
 """
 from __future__ import annotations
 
+import os
+
+import torch
 import torch.nn as nn
 
 from .diagnostics import Diagnostic, SpecError
@@ -42,6 +45,34 @@ class CompiledNetwork(nn.Module):
 
     def extra_repr(self) -> str:
         return f"spec={self.spec_name!r}"
+
+
+def check_memory(inferred: InferredGraph, name: str, device=None, dtype=None) -> None:
+    """E0705 before anything is allocated when the weights cannot fit where they go."""
+    device = torch.device(device if device is not None else torch.get_default_device())
+    if device.type == "meta":
+        return
+    size = torch.empty((), dtype=dtype or torch.get_default_dtype(), device="meta").element_size()
+    floats, counters = (sum(f.buffers[k] for f in inferred.facts.values()) for k in (0, 1))
+    needed = (inferred.total_params + floats) * size + counters * 8
+    available = _memory_of(device)
+    if available is not None and needed > available:
+        raise SpecError(Diagnostic(
+            "E0705", f"{name} needs {needed / 2**30:,.1f} GiB for its {inferred.total_params:,} parameters and "
+            f"its buffers, more than the {available / 2**30:,.1f} GiB of memory {device} has",
+            hint="nothing was allocated; build on the meta device (device='meta') to inspect it, or shrink "
+                 "the spec"))
+
+
+def _memory_of(device) -> int | None:
+    if device.type == "cpu":
+        try:
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            return None
+    if device.type == "cuda" and torch.cuda.is_available():
+        return torch.cuda.mem_get_info(device)[1]
+    return None
 
 
 def build_module(inferred: InferredGraph, name: str, device=None, dtype=None) -> CompiledNetwork:

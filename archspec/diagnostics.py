@@ -28,7 +28,7 @@ MAX_NOTES = 8  # instantiation notes shown before the chain is elided
 EXIT_CHECK_FAILED = 1
 EXIT_INVALID = 2
 EXIT_INTERNAL = 3
-_CHECK_CODES = {"E0701", "E0702", "E0703"}  # figures the spec or the caller asked for
+_CHECK_CODES = {"E0701", "E0702", "E0703", "E0705"}  # figures the spec or the caller asked for
 _INTERNAL_CODES = {"E0704"}                  # archspec disagreeing with PyTorch: a bug
 
 

@@ -21,6 +21,7 @@ errors) are tested below the corpus test.
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from types import MappingProxyType
@@ -164,6 +165,7 @@ TESTED_BELOW = {
     "E0801": "test_plugins.py::test_broken_plugin_is_reported_where_its_op_is_used",
     "E0703": "test_max_params_budget",
     "E0704": "test_internal_shape_disagreement_is_exit_3",
+    "E0705": "test_network_too_large_for_memory_is_refused_before_allocation",
 }
 
 
@@ -410,3 +412,17 @@ def test_command_line_mistakes_are_diagnostics(small, capsys):
         line = only_diagnostic(err)
         assert line.startswith("archspec: error[E0606]: ") and words in line, line
         assert "= hint: see `archspec" in err
+
+
+def test_network_too_large_for_memory_is_refused_before_allocation(tmp_path, capsys, monkeypatch):
+    # 8*8*3 = 192 features into 10^8 outputs: 19.3 billion parameters, 77 GB in float32.
+    path = tmp_path / "big.yaml"
+    path.write_text("archspec: 1\ninput: [3, 8, 8]\ngraph:\n  flat: {op: flatten}\n  fc: {op: linear, out: 100000000}\n")
+    monkeypatch.setattr(os, "sysconf", lambda name: {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 2**22}[name])  # 16 GiB
+    rc, _, err = run(["build", str(path)], capsys)
+    assert rc == 1 and "Traceback" not in err
+    assert "error[E0705]: big needs 71.9 GiB for its 19,300,000,000 parameters and its buffers, more than " \
+           "the 16.0 GiB of memory cpu has" in only_diagnostic(err)
+    # Summaries and meta builds allocate nothing: they are not refused.
+    assert archspec.summarize(path).total_params == 192 * 10**8 + 10**8
+    archspec.build(path, device="meta")

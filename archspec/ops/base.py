@@ -41,6 +41,9 @@ class OpError(Exception):
 
 
 REQUIRED = object()
+# PyTorch's kernels index with 32-bit integers: sizes, strides and paddings beyond this
+# fail inside the forward, far from the spec.
+MAX_INT = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,9 @@ class Op:
         result = check(value)
         if result is None:
             raise OpError("E0408", f"`{key}` of op `{self.name}` must be {wanted}, got {value!r}", arg=key)
+        if any(_is_int(v) and abs(v) > MAX_INT for v in (result if isinstance(result, tuple) else (result,))):
+            raise OpError("E0408", f"`{key}` of op `{self.name}` is {value!r}, beyond what PyTorch accepts "
+                          f"(at most {MAX_INT:,})", arg=key)
         return result
 
     def arg_schema(self) -> dict:
