@@ -1,0 +1,200 @@
+"""Value-level checks of the ops for MobileNetV3, EfficientNet, RegNet, ShuffleNetV2,
+ConvNeXt and ViT: each against the PyTorch or torchvision code it imitates, with the
+same weights (loaded by state-dict key, so the keys must be torchvision's), in
+training and eval mode, with gradients. Where the computation is the same, the
+results must be bitwise equal."""
+import textwrap
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+from torchvision.models.convnext import CNBlock, LayerNorm2d
+from torchvision.models.shufflenetv2 import InvertedResidual, channel_shuffle
+from torchvision.ops import SqueezeExcitation, StochasticDepth
+
+import archspec
+from archspec import SpecError
+
+
+def build(text, **kwargs):
+    return archspec.build(archspec.loads(textwrap.dedent(text)), verify=True, **kwargs)
+
+
+def error_codes(text):
+    with pytest.raises(SpecError) as err:
+        archspec.compile_spec(archspec.loads(textwrap.dedent(text)))
+    return [d.code for d in err.value.diagnostics]
+
+
+def one_op(input_shape, node: str):
+    """A network of one op node, written as flow YAML."""
+    return build(f"input: {list(input_shape)}\ngraph:\n  node: {node}\n")
+
+
+def run_both(net, ref, x, seed=0):
+    """Outputs and gradients (input and every named parameter) of two modules that
+    hold the same weights, on the same input, after the same seed."""
+    results = []
+    for module in (net, ref):
+        xi = x.clone().requires_grad_(True)
+        torch.manual_seed(seed)
+        out = module(xi)
+        out.backward(torch.linspace(-1, 1, out.numel()).reshape(out.shape))
+        grads = {name: p.grad.clone() for name, p in module.named_parameters()}
+        module.zero_grad()
+        results.append((out.detach(), xi.grad, grads))
+    return results
+
+
+def assert_same(net, ref, x, seed=0, exact_grads=True, prefix=""):
+    """Outputs bitwise equal; gradients too unless `exact_grads` is False (a tensor read
+    by several ops sums their gradients in an order the graph's layout decides).
+    `prefix`: where `ref`'s parameters sit in `net` (`node.` for a one-op network)."""
+    (out, gx, grads), (ref_out, ref_gx, ref_grads) = run_both(net, ref, x, seed)
+    ref_grads = {prefix + name: grad for name, grad in ref_grads.items()}
+    assert torch.equal(out, ref_out), (out - ref_out).abs().max()
+    same = torch.equal if exact_grads else (lambda a, b: torch.allclose(a, b, atol=1e-6, rtol=1e-5))
+    assert same(gx, ref_gx), (gx - ref_gx).abs().max()
+    assert grads.keys() == ref_grads.keys()
+    for name in grads:
+        assert same(grads[name], ref_grads[name]), (name, (grads[name] - ref_grads[name]).abs().max())
+
+
+# -- mul ----------------------------------------------------------------------
+
+SE = """
+    input: [8, 6, 6]
+    graph:
+      se:
+        mul:
+          - ~
+          - avgpool: {op: adaptive_avgpool}
+            fc1: {op: conv, out: 4, k: 1}
+            activation: {op: relu}
+            fc2: {op: conv, out: 8, k: 1}
+            scale_activation: {op: hardsigmoid}
+"""
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_mul_join_is_torchvisions_squeeze_excitation(training):
+    ref = SqueezeExcitation(8, 4, scale_activation=nn.Hardsigmoid)
+    net = build(SE)
+    assert list(net.state_dict()) == list(ref.state_dict())
+    net.load_state_dict(ref.state_dict())
+    net.train(training), ref.train(training)
+    # `x * scale` here, `scale * x` there: IEEE products commute, bit for bit.
+    assert_same(net, ref, torch.randn(2, 8, 6, 6))
+    # The input is read twice (pool and product), so the product must not overwrite it.
+    assert "se = x * scale_activation" in net.code(training)
+
+
+def test_mul_broadcasts_in_either_order_and_of_three():
+    net = build("""
+        input: [4, 5, 5]
+        graph:
+          gate: {op: adaptive_avgpool}
+          a: {op: mul, from: [input, gate]}
+          b: {op: mul, from: [gate, input]}
+          c: {op: mul, from: [a, b, gate]}
+    """)
+    x = torch.randn(2, 4, 5, 5)
+    gate = F.adaptive_avg_pool2d(x, 1)
+    assert torch.equal(net(x), (x * gate) * (gate * x) * gate)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_mul_in_place_only_where_nothing_else_reads_the_first_input(training):
+    # `bn` is read by the product alone: it may take the result (as `add` does);
+    # `conv` is read by the product and by `out`, so its product allocates.
+    text = """
+        input: [3, 4, 4]
+        graph:
+          conv: {op: conv, out: 4, k: 1}
+          bn: {op: bn}
+          gate: {op: sigmoid, from: conv}
+          scaled: {op: mul, from: [bn, gate]}
+          other: {op: mul, from: [conv, gate]}
+          out: {op: add, from: [scaled, other, conv]}
+    """
+    net = build(text).train(training)
+    code = net.code(training)
+    assert "bn *= gate" in code and "other = conv * gate" in code
+
+    class Reference(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn = nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4)
+
+        def forward(self, x):
+            conv = self.conv(x)
+            gate = torch.sigmoid(conv)
+            return self.bn(conv) * gate + conv * gate + conv
+
+    ref = Reference().train(training)
+    ref.load_state_dict(net.state_dict())
+    assert_same(net, ref, torch.randn(2, 3, 4, 4), exact_grads=False)
+
+
+def test_mul_reports_shapes_that_do_not_broadcast():
+    assert error_codes("""
+        input: [4, 5, 5]
+        graph:
+          a: {op: conv, out: 3, k: 1}
+          b: {op: mul, from: [input, a]}
+    """) == ["E0401"]
+    assert error_codes("""
+        input: [4, 5, 5]
+        graph:
+          a: {op: flatten}
+          b: {op: mul, from: [input, a]}
+    """) == ["E0401"]
+
+
+# -- activations ----------------------------------------------------------------
+
+@pytest.mark.parametrize("op, module", [("hardswish", nn.Hardswish), ("hardsigmoid", nn.Hardsigmoid)])
+@pytest.mark.parametrize("training", [True, False])
+def test_hard_activations_match_torchvisions_conv_norm_activation(op, module, training):
+    # Conv2dNormActivation applies its activation in place, as archspec does after bn.
+    ref = torchvision.ops.Conv2dNormActivation(3, 6, 3, activation_layer=module)
+    net = build(f"""
+        input: [3, 6, 6]
+        graph: [{{op: conv, out: 6, k: 3, pad: 1, bias: false}}, {{op: bn}}, {{op: {op}}}]
+    """)
+    assert list(net.state_dict()) == list(ref.state_dict())
+    net.load_state_dict(ref.state_dict())
+    net.train(training), ref.train(training)
+    assert "inplace = True" in net.code(training)
+    assert_same(net, ref, 4 * torch.randn(2, 3, 6, 6))
+
+
+@pytest.mark.parametrize("op, fn", [("hardswish", F.hardswish), ("hardsigmoid", F.hardsigmoid)])
+def test_hard_activation_in_place_keeps_a_second_readers_value(op, fn):
+    net = build(f"""
+        input: [5]
+        graph:
+          fc: {{op: linear, out: 5}}
+          act: {{op: {op}}}
+          out: {{op: add, from: [act, fc]}}
+    """)
+    x = 4 * torch.randn(3, 5)
+    fc = net.fc(x)
+    assert torch.equal(net(x), fn(fc) + fc)
+
+
+@pytest.mark.parametrize("shape, dim", [((3, 5, 5), -1), ((4, 6), 1), ((4, 6), -2), ((7,), 1)])
+def test_softmax_along_a_batched_dim(shape, dim):
+    net = one_op(shape, f"{{op: softmax, dim: {dim}}}")
+    x = torch.randn(2, *shape, requires_grad=True)
+    out = net(x)
+    assert torch.equal(out, torch.softmax(x, dim))
+    out[:, 0].sum().backward()
+    assert x.grad.abs().sum() > 0
+
+
+def test_softmax_refuses_the_batch_dim():
+    assert error_codes("input: [4, 6]\ngraph:\n  s: {op: softmax, dim: 0}\n") == ["E0408"]
+    assert error_codes("input: [4, 6]\ngraph:\n  s: {op: softmax, dim: -3}\n") == ["E0408"]
