@@ -198,3 +198,67 @@ def test_softmax_along_a_batched_dim(shape, dim):
 def test_softmax_refuses_the_batch_dim():
     assert error_codes("input: [4, 6]\ngraph:\n  s: {op: softmax, dim: 0}\n") == ["E0408"]
     assert error_codes("input: [4, 6]\ngraph:\n  s: {op: softmax, dim: -3}\n") == ["E0408"]
+
+
+# -- norms ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, kwargs", [
+    ("{op: layer_norm}", {}),
+    ("{op: layer_norm, eps: 0.000001, bias: false}", {"eps": 1e-6, "bias": False}),
+    ("{op: layer_norm, affine: false}", {"elementwise_affine": False}),
+])
+@pytest.mark.parametrize("shape", [(5, 8), (8,), (2, 3, 8)])
+def test_layer_norm_is_nn_layer_norm_on_the_last_dim(args, kwargs, shape):
+    ref = nn.LayerNorm(8, **kwargs)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.uniform_(-2, 2)
+    net = one_op(shape, args)
+    assert list(net.state_dict()) == [f"node.{key}" for key in ref.state_dict()]
+    net.node.load_state_dict(ref.state_dict())
+    assert_same(net, ref, torch.randn(3, *shape), prefix="node.")
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_layer_norm2d_is_torchvisions(training):
+    ref = LayerNorm2d(6, eps=1e-6)
+    with torch.no_grad():
+        ref.weight.uniform_(-2, 2), ref.bias.uniform_(-2, 2)
+    net = build("""
+        input: [6, 4, 5]
+        graph:
+          norm: {op: layer_norm2d, eps: 0.000001}
+    """).train(training)
+    assert list(net.state_dict()) == ["norm.weight", "norm.bias"]
+    net.norm.load_state_dict(ref.state_dict())
+    assert_same(net, ref.train(training), torch.randn(3, 6, 4, 5), prefix="norm.")
+
+
+@pytest.mark.parametrize("shape", [(6, 7), (6, 2, 3, 3), (6,)])
+def test_layer_norm2d_normalises_the_channels_of_any_rank(shape):
+    net = one_op(shape, "{op: layer_norm2d}")
+    with torch.no_grad():
+        net.node.weight.uniform_(-2, 2), net.node.bias.uniform_(-2, 2)
+    x = torch.randn(3, *shape)
+    # The channels moved last by hand, normalised there, moved back.
+    moved = x.movedim(1, -1)
+    want = F.layer_norm(moved, (6,), net.node.weight, net.node.bias).movedim(-1, 1)
+    assert torch.allclose(net(x), want, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(6, 5, 5), (6, 9), (6, 2, 3, 3), (6,)])
+@pytest.mark.parametrize("affine", [True, False])
+def test_group_norm_is_nn_group_norm(shape, affine):
+    ref = nn.GroupNorm(3, 6, eps=1e-3, affine=affine)
+    net = one_op(shape, f"{{op: group_norm, groups: 3, eps: 0.001, affine: {str(affine).lower()}}}")
+    if affine:
+        with torch.no_grad():
+            ref.weight.uniform_(-2, 2), ref.bias.uniform_(-2, 2)
+        net.node.load_state_dict(ref.state_dict())
+    assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in ref.parameters())
+    assert_same(net, ref, torch.randn(2, *shape), prefix="node.")
+
+
+def test_group_norm_needs_groups_that_divide_the_channels():
+    assert error_codes("input: [6, 4, 4]\ngraph:\n  g: {op: group_norm, groups: 4}\n") == ["E0405"]
+    assert error_codes("input: [6, 4, 4]\ngraph:\n  g: {op: group_norm, groups: 0}\n") == ["E0408"]
