@@ -262,3 +262,165 @@ def test_group_norm_is_nn_group_norm(shape, affine):
 def test_group_norm_needs_groups_that_divide_the_channels():
     assert error_codes("input: [6, 4, 4]\ngraph:\n  g: {op: group_norm, groups: 4}\n") == ["E0405"]
     assert error_codes("input: [6, 4, 4]\ngraph:\n  g: {op: group_norm, groups: 0}\n") == ["E0408"]
+
+
+# -- shape ops ------------------------------------------------------------------
+
+@pytest.mark.parametrize("training", [True, False])
+def test_chunk_concat_channel_shuffle_are_shufflenet_v2s_block(training):
+    # torchvision's stride-1 unit: x1, x2 = x.chunk(2, dim=1); cat(x1, branch2(x2)); shuffle.
+    ref = InvertedResidual(8, 8, 1)
+    net = build("""
+        input: [8, 6, 6]
+        graph:
+          x1: {op: chunk, chunks: 2, index: 0, from: input}
+          x2: {op: chunk, chunks: 2, index: 1, from: input}
+          branch2:
+            seq:
+              - {op: conv, out: 4, k: 1, bias: false}
+              - {op: bn}
+              - {op: relu}
+              - {op: conv, k: 3, pad: 1, depthwise: true, bias: false}
+              - {op: bn}
+              - {op: conv, out: 4, k: 1, bias: false}
+              - {op: bn}
+              - {op: relu}
+          out: {op: concat, from: [x1, branch2]}
+          shuffle: {op: channel_shuffle, groups: 2}
+    """)
+    assert list(net.state_dict()) == list(ref.state_dict())
+    net.load_state_dict(ref.state_dict())
+    assert_same(net.train(training), ref.train(training), torch.randn(2, 8, 6, 6))
+
+
+@pytest.mark.parametrize("shape, groups", [((6, 4, 4), 2), ((12, 3, 5), 3), ((8, 2, 2), 8), ((6, 3, 3), 1)])
+def test_channel_shuffle_is_torchvisions(shape, groups):
+    net = one_op(shape, f"{{op: channel_shuffle, groups: {groups}}}")
+    x = torch.randn(2, *shape)
+    assert torch.equal(net(x), channel_shuffle(x, groups))
+
+
+@pytest.mark.parametrize("shape", [(6, 5), (6,), (6, 2, 2, 2)])
+def test_channel_shuffle_of_other_ranks_interleaves_the_groups(shape):
+    net = one_op(shape, "{op: channel_shuffle, groups: 3}")
+    # Channel c of group g goes to position 3 * c + g.
+    x = torch.arange(6.0).reshape(1, 6, *[1] * (len(shape) - 1)).expand(2, *shape)
+    order = [0, 2, 4, 1, 3, 5]
+    assert torch.equal(net(x), x[:, order])
+
+
+def test_channel_shuffle_takes_a_permuted_input():
+    net = build("""
+        input: [3, 3, 6]
+        graph:
+          channels_first: {op: permute, dims: [0, 3, 1, 2]}
+          shuffled: {op: channel_shuffle, groups: 2}
+    """)
+    x = torch.randn(2, 3, 3, 6)
+    assert torch.equal(net(x), channel_shuffle(x.permute(0, 3, 1, 2).contiguous(), 2))
+
+
+def test_channel_shuffle_output_is_new_memory():
+    net = build("""
+        input: [6, 2, 2]
+        graph:
+          shuffled: {op: channel_shuffle, groups: 2}
+          act: {op: relu}
+          out: {op: add, from: [act, input]}
+    """)
+    x = torch.randn(2, 6, 2, 2)
+    assert torch.equal(net(x.clone()), F.relu(channel_shuffle(x, 2)) + x)
+
+
+@pytest.mark.parametrize("size, chunks", [(6, 2), (7, 3), (5, 4), (8, 3), (3, 3)])
+def test_chunk_gives_each_piece_torch_chunk_gives(size, chunks):
+    x = torch.randn(2, 3, size)
+    pieces = torch.chunk(x, chunks, dim=-1)
+    for index in range(-len(pieces), len(pieces)):
+        net = one_op((3, size), f"{{op: chunk, chunks: {chunks}, index: {index}, dim: -1}}")
+        got = net(x)
+        assert torch.equal(got, pieces[index])
+        assert got.data_ptr() == pieces[index].data_ptr()  # the same view, no copy
+    # torch.chunk may give fewer pieces than asked for: 5 into 4 is 2, 2, 1.
+    past = len(pieces)
+    assert error_codes(f"input: [3, {size}]\ngraph:\n  c: {{op: chunk, chunks: {chunks}, index: {past}, dim: 2}}\n") \
+        == ["E0408"]
+
+
+@pytest.mark.parametrize("shape, dims", [((3, 4, 5), [0, 2, 3, 1]), ((3, 4, 5), [0, -1, 1, 2]),
+                                         ((6, 4), [0, 2, 1]), ((2, 3, 4, 5), [0, 4, 2, 3, 1])])
+def test_permute_is_torch_permute(shape, dims):
+    net = one_op(shape, f"{{op: permute, dims: {dims}}}")
+    x = torch.randn(2, *shape)
+    assert torch.equal(net(x), x.permute(dims))
+
+
+@pytest.mark.parametrize("dims, code", [([0, 2, 1], "E0407"), ([1, 0, 2, 3], "E0408"), ([0, 1, 1, 2], "E0408")])
+def test_permute_needs_every_dim_once_with_the_batch_first(dims, code):
+    assert error_codes(f"input: [3, 4, 5]\ngraph:\n  p: {{op: permute, dims: {dims}}}\n") == [code]
+
+
+@pytest.mark.parametrize("shape, target", [((3, 4, 5), [12, 5]), ((6, 2, 2), [-1, 4]), ((24,), [2, 3, -1])])
+def test_reshape_is_torch_reshape_per_sample(shape, target):
+    net = one_op(shape, f"{{op: reshape, shape: {target}}}")
+    x = torch.randn(2, *shape)
+    assert torch.equal(net(x), x.reshape(2, *target))
+
+
+def test_reshape_after_permute_copies_and_keeps_values():
+    # ViT's `x.reshape(n, hidden, h * w).permute(0, 2, 1)`, and back to an image.
+    net = build("""
+        input: [8, 3, 4]
+        graph:
+          tokens: {op: reshape, shape: [8, 12]}
+          seq: {op: permute, dims: [0, 2, 1]}
+          image: {op: reshape, shape: [12, 2, 4]}
+    """)
+    x = torch.randn(2, 8, 3, 4)
+    assert torch.equal(net(x), x.reshape(2, 8, 12).permute(0, 2, 1).reshape(2, 12, 2, 4))
+
+
+@pytest.mark.parametrize("target", [[5, 5], [-1, -1], [0, 12], [-1, 7]])
+def test_reshape_checks_the_element_count(target):
+    assert error_codes(f"input: [3, 4]\ngraph:\n  r: {{op: reshape, shape: {target}}}\n") == ["E0408"]
+
+
+@pytest.mark.parametrize("shape, dim, index", [((5, 8), 1, 0), ((5, 8), 1, -1), ((3, 4, 6), -1, 2),
+                                               ((2, 3, 4, 4), 2, 1)])
+def test_select_is_torch_select(shape, dim, index):
+    net = one_op(shape, f"{{op: select, dim: {dim}, index: {index}}}")
+    x = torch.randn(2, *shape)
+    assert torch.equal(net(x), torch.select(x, dim, index))
+
+
+def test_select_class_token_as_vit_reads_it():
+    net = build("input: [5, 8]\ngraph:\n  cls: {op: select, index: 0}\n")
+    x = torch.randn(2, 5, 8)
+    assert torch.equal(net(x), x[:, 0])
+    assert error_codes("input: [5, 8]\ngraph:\n  cls: {op: select, index: 5}\n") == ["E0408"]
+    assert error_codes("input: [8]\ngraph:\n  cls: {op: select, index: 0}\n") == ["E0407"]
+
+
+@pytest.mark.parametrize("view", ["{op: permute, dims: [0, 2, 1]}", "{op: select, dim: 2, index: 1}",
+                                  "{op: chunk, chunks: 2, index: 0}", "{op: reshape, shape: [24]}"])
+def test_an_in_place_op_after_a_view_spares_the_viewed_tensors_other_reader(view):
+    # `conv` is read through the view (by relu) and directly (by `both`): the relu must
+    # not run in place, or `both` would read the rectified values.
+    net = build(f"""
+        input: [4, 6]
+        graph:
+          conv: {{op: conv, out: 4, k: 1}}
+          view: {view}
+          act: {{op: relu}}
+          flat: {{op: flatten}}
+          keep: {{op: flatten, from: conv}}
+          both: {{op: concat, from: [flat, keep], dim: 1}}
+    """)
+    assert "inplace" not in net.code(False)
+    x = torch.randn(2, 4, 6)
+    conv = net.conv(x)
+    views = {"permute": lambda t: t.permute(0, 2, 1), "select": lambda t: t[:, :, 1],
+             "chunk": lambda t: t[:, :2], "reshape": lambda t: t.reshape(2, 24)}
+    viewed = next(fn for key, fn in views.items() if key in view)(conv)
+    want = torch.cat([F.relu(viewed).flatten(1), conv.flatten(1)], 1)
+    assert torch.equal(net(x).flatten(1), want)

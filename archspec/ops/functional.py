@@ -12,6 +12,23 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """torchvision.models.shufflenetv2.channel_shuffle, for channels-first input of
+    any rank (the channels, dimension 1, split into `groups` and interleaved).
+    `reshape` where torchvision has `view`: the same view for contiguous input, and a
+    copy rather than an error for input that is not (after a permute)."""
+    batch, channels, *rest = x.shape
+    x = x.reshape(batch, groups, channels // groups, *rest)
+    x = torch.transpose(x, 1, 2).contiguous()
+    return x.view(batch, channels, *rest)
+
+
+def reshape_batched(x: torch.Tensor, shape: tuple) -> torch.Tensor:
+    """`x.reshape(n, *shape)` with the batch size read from `x` (torchvision's ViT
+    writes `x.reshape(n, hidden_dim, n_h * n_w)`): a view where the memory allows."""
+    return x.reshape(x.shape[0], *shape)
+
+
 class LayerNorm2d(nn.LayerNorm):
     """torchvision.models.convnext.LayerNorm2d: layer norm over the channels of a
     channels-first tensor. For (N, C, H, W) the permutations are torchvision's own;
