@@ -424,3 +424,171 @@ def test_an_in_place_op_after_a_view_spares_the_viewed_tensors_other_reader(view
     viewed = next(fn for key, fn in views.items() if key in view)(conv)
     want = torch.cat([F.relu(viewed).flatten(1), conv.flatten(1)], 1)
     assert torch.equal(net(x).flatten(1), want)
+
+
+# -- stochastic depth -------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["row", "batch"])
+@pytest.mark.parametrize("p", [0.3, 0.5, 1.0])
+def test_stochastic_depth_draws_what_torchvision_draws(mode, p):
+    ref = StochasticDepth(p, mode)
+    net = one_op((4, 3, 3), f"{{op: stochastic_depth, p: {p}, mode: {mode}}}")
+    x = torch.randn(16, 4, 3, 3)
+    for seed in range(4):
+        assert_same(net.train(), ref.train(), x, seed=seed)
+    assert torch.equal(net.eval()(x), x) and torch.equal(ref.eval()(x), x)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_layer_scale_and_stochastic_depth_are_convnexts_block(training):
+    ref = CNBlock(8, 0.5, 0.5, norm_layer=lambda dim: nn.LayerNorm(dim, eps=1e-6))
+    net = build("""
+        input: [8, 7, 7]
+        graph:
+          res:
+            add:
+              - ~
+              - block:
+                  seq:
+                    - {op: conv, k: 7, pad: 3, depthwise: true}
+                    - {op: permute, dims: [0, 2, 3, 1]}
+                    - {op: layer_norm, eps: 0.000001}
+                    - {op: linear, out: 32}
+                    - {op: gelu}
+                    - {op: linear, out: 8}
+                    - {op: permute, dims: [0, 3, 1, 2]}
+                layer_scale: {op: layer_scale, value: 0.5}
+                stochastic_depth: {op: stochastic_depth, p: 0.5}
+    """)
+    assert sorted(net.state_dict()) == sorted(ref.state_dict())
+    assert torch.equal(net.layer_scale, ref.layer_scale)  # torch.ones(8, 1, 1) * 0.5
+    net.load_state_dict(ref.state_dict())
+    net.train(training), ref.train(training)
+    if training:  # the factor and the noise are applied in the memory of the block's output
+        assert "*= layer_scale" in net.code(True) and "inplace = True" in net.code(True)
+    x = torch.randn(8, 8, 7, 7)
+    for seed in range(3):
+        assert_same(net, ref, x, seed=seed)
+
+
+def test_stochastic_depth_in_place_keeps_a_second_readers_value():
+    net = build("""
+        input: [4, 3, 3]
+        graph:
+          conv: {op: conv, out: 4, k: 1}
+          drop: {op: stochastic_depth, p: 0.5}
+          out: {op: add, from: [drop, conv]}
+    """).train()
+    x = torch.randn(16, 4, 3, 3)
+    torch.manual_seed(5)
+    got = net(x)
+    conv = net.conv(x)
+    torch.manual_seed(5)
+    assert torch.equal(got, torchvision.ops.stochastic_depth(conv, 0.5, "row") + conv)
+
+
+# -- parameters -------------------------------------------------------------------
+
+def test_layer_scale_over_tokens_is_one_factor_per_feature():
+    net = build("input: [5, 8]\ngraph:\n  gamma: {op: layer_scale, value: 0.25, dim: -1}\n")
+    assert list(net.state_dict()) == ["gamma"] and net.gamma.shape == (8,)
+    with torch.no_grad():
+        net.gamma.uniform_(-2, 2)
+    x = torch.randn(3, 5, 8, requires_grad=True)
+    out = net(x)
+    assert torch.equal(out, x * net.gamma)
+    out.sum().backward()
+    assert torch.equal(net.gamma.grad, x.detach().sum((0, 1)))
+
+
+def test_param_is_a_free_parameter_repeated_over_the_batch():
+    net = build("""
+        input: [5, 8]
+        graph:
+          class_token: {op: param, shape: [1, 1, 8], from: input}
+          tokens: {op: concat, from: [class_token, input], dim: 1}
+    """)
+    assert list(net.state_dict()) == ["class_token"] and net.class_token.shape == (1, 1, 8)
+    assert torch.equal(net.class_token, torch.zeros(1, 1, 8))
+    with torch.no_grad():
+        net.class_token.normal_()
+    x = torch.randn(3, 5, 8)
+    out = net(x)
+    # torchvision's ViT: torch.cat([self.class_token.expand(n, -1, -1), x], dim=1)
+    assert torch.equal(out, torch.cat([net.class_token.expand(3, -1, -1), x], dim=1))
+    out[:, 0].sum().backward()
+    assert torch.equal(net.class_token.grad, torch.full((1, 1, 8), 3.0))  # one per sample of 3
+
+
+def test_param_is_not_overwritten_by_an_in_place_op_after_it():
+    net = build("""
+        input: [4]
+        graph:
+          bias: {op: param, shape: [1, 3, 2], init: -0.5}
+          act: {op: relu}
+    """).eval()
+    with torch.no_grad():
+        assert torch.equal(net(torch.randn(1, 4)), torch.zeros(1, 3, 2))
+    assert torch.equal(net.bias, torch.full((1, 3, 2), -0.5))
+
+
+@pytest.mark.parametrize("shape", [[3, 8], [8], [1, 0, 8]])
+def test_param_shape_starts_with_the_batch_of_one(shape):
+    assert error_codes(f"input: [4]\ngraph:\n  p: {{op: param, shape: {shape}}}\n") == ["E0408"]
+
+
+def test_frozen_layer_scale_does_not_train():
+    net = build("input: [4, 2, 2]\ngraph:\n  layer_scale: {op: layer_scale, frozen: true}\n")
+    assert not net.layer_scale.requires_grad
+    assert torch.equal(net.layer_scale, torch.ones(4, 1, 1) * 1e-6)  # torchvision's default, 1e-6
+
+
+# -- tracing ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("training", [False, True])
+def test_the_new_ops_trace_whole(training):
+    # Their functions are plain torch calls: TorchDynamo traces them without a graph
+    # break, and torch.export takes them (as test_compile_export.py does for resnet).
+    net = build("""
+        input: [8, 7, 7]
+        graph:
+          x1: {op: chunk, chunks: 2, index: 0}
+          x2: {op: chunk, chunks: 2, index: 1, from: input}
+          swapped: {op: concat, from: [x2, x1]}
+          shuffled: {op: channel_shuffle, groups: 2}
+          ln: {op: layer_norm2d}
+          gn: {op: group_norm, groups: 4}
+          res:
+            add:
+              - ~
+              - block:
+                  seq:
+                    - {op: permute, dims: [0, 2, 3, 1]}
+                    - {op: layer_norm}
+                    - {op: linear, out: 16}
+                    - {op: hardswish}
+                    - {op: linear, out: 8}
+                    - {op: permute, dims: [0, 3, 1, 2]}
+                layer_scale: {op: layer_scale, value: 0.5}
+                drop: {op: stochastic_depth, p: 0.5}
+          se:
+            mul:
+              - ~
+              - [{op: adaptive_avgpool}, {op: conv, out: 8, k: 1}, {op: hardsigmoid}]
+          tokens: {op: reshape, shape: [8, 49]}
+          seq: {op: permute, dims: [0, 2, 1]}
+          cls: {op: param, shape: [1, 1, 8]}
+          cat: {op: concat, from: [cls, seq], dim: 1}
+          attn: {op: softmax}
+          first: {op: select, index: 0}
+    """).train(training)
+    x = torch.randn(4, 8, 7, 7)
+    torch._dynamo.reset()
+    compiled = torch.compile(net, fullgraph=True, backend="eager")
+    torch.manual_seed(1)
+    got = compiled(x)
+    torch.manual_seed(1)
+    assert torch.equal(got, net(x))
+    exported = torch.export.export(net, (x,))
+    if not training:
+        assert torch.equal(exported.module()(x), net(x))

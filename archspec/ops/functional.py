@@ -29,6 +29,25 @@ def reshape_batched(x: torch.Tensor, shape: tuple) -> torch.Tensor:
     return x.reshape(x.shape[0], *shape)
 
 
+def stochastic_depth(x: torch.Tensor, p: float, mode: str, inplace: bool = False) -> torch.Tensor:
+    """torchvision.ops.stochastic_depth in training mode (eval mode never calls it):
+    the same tensor of noise drawn by the same calls, so one seed gives one result."""
+    survival_rate = 1.0 - p
+    size = [x.shape[0]] + [1] * (x.ndim - 1) if mode == "row" else [1] * x.ndim
+    noise = torch.empty(size, dtype=x.dtype, device=x.device)
+    noise = noise.bernoulli_(survival_rate)
+    if survival_rate > 0.0:
+        noise.div_(survival_rate)
+    return x.mul_(noise) if inplace else x * noise
+
+
+def expand_over_batch(x: torch.Tensor, parameter: torch.Tensor) -> torch.Tensor:
+    """A (1, ...) parameter repeated for each sample of `x`'s batch, in new memory:
+    a view (torchvision's `class_token.expand(n, -1, -1)`) would let an op that works
+    in place after it write into the parameter."""
+    return parameter.expand(x.shape[0], *parameter.shape[1:]).clone()
+
+
 class LayerNorm2d(nn.LayerNorm):
     """torchvision.models.convnext.LayerNorm2d: layer norm over the channels of a
     channels-first tensor. For (N, C, H, W) the permutations are torchvision's own;
