@@ -1,10 +1,11 @@
 """Element-wise activations: stateless, any rank, applied in place where nothing else
-reads the input."""
+reads the input; and softmax along one dimension."""
 from __future__ import annotations
 
 import importlib
 
-from .base import Example, Op
+from .base import Arg, Example, Op
+from .join import batched_axis
 from .registry import register
 
 _ANY = (Example({}, ((3, 5, 5),)), Example({}, ((7,),)))
@@ -49,3 +50,33 @@ class Sigmoid(_Activation):
 @register
 class Tanh(_Activation):
     name, doc, fn, has_inplace = "tanh", "hyperbolic tangent", "torch.tanh", False
+
+
+@register
+class Hardswish(_Activation):
+    name, doc, fn = "hardswish", "x * relu6(x + 3) / 6 (MobileNetV3)", "torch.nn.functional.hardswish"
+    output_saved_for_backward = False  # its backward reads the input, not the output
+
+
+@register
+class Hardsigmoid(_Activation):
+    name, fn = "hardsigmoid", "torch.nn.functional.hardsigmoid"
+    doc = "relu6(x + 3) / 6 (MobileNetV3's squeeze-excitation gate)"
+    output_saved_for_backward = False  # its backward reads the input, not the output
+
+
+@register
+class Softmax(Op):
+    name = "softmax"
+    doc = "exp(x) / sum(exp(x)) along one dimension (torch.softmax)."
+    args = {"dim": Arg("int", -1, "batched dimension to normalise along (the batch is 0; -1 the last)")}
+    examples = (Example({}, ((3, 5, 5),)), Example({"dim": 1}, ((4, 6),)), Example({}, ((7,),)))
+
+    def infer(self, a, shapes):
+        batched_axis(self, a["dim"], len(shapes[0]))
+        return shapes[0]
+
+    def function(self, a, shapes, training, inplace):
+        import torch
+
+        return torch.softmax, {"dim": a["dim"]}
