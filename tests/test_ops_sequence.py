@@ -1,12 +1,14 @@
-"""Resampling and transposed-convolution ops against the PyTorch and
+"""Token-sequence, resampling and transposed-convolution ops against the PyTorch and
 torchvision code they imitate: the same weights give the same outputs and gradients,
 and MACs are what FlopCounterMode counts."""
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models.segmentation.deeplabv3 import ASPPPooling
+from torchvision.models.vision_transformer import Encoder, EncoderBlock
 
 import archspec
 
@@ -27,6 +29,162 @@ def flop_counter_macs(fn, *args):
 
 def same_grads(ours, theirs, atol=1e-6):
     return all(torch.allclose(a.grad, b.grad, atol=atol) for a, b in zip(ours, theirs))
+
+
+# -- attention -------------------------------------------------------------------
+
+def attention_pair(length, dim, heads, bias=True):
+    """torchvision's ViT encoder block and a one-node spec holding its self-attention."""
+    block = EncoderBlock(heads, dim, 4 * dim, dropout=0.0, attention_dropout=0.0)
+    if not bias:
+        block.self_attention = nn.MultiheadAttention(dim, heads, bias=False, batch_first=True)
+    net = build(f"input: [{length}, {dim}]\ngraph:\n"
+                f"  self_attention: {{op: attention, heads: {heads}, bias: {str(bias).lower()}}}\n")
+    return block, net
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_attention_is_torchvision_vit_self_attention(bias):
+    block, net = attention_pair(10, 32, 4, bias)
+    theirs = block.self_attention
+    assert list(net.state_dict()) == [f"self_attention.{k}" for k in theirs.state_dict()]
+    net.load_state_dict({f"self_attention.{k}": v for k, v in theirs.state_dict().items()}, strict=True)
+    x = torch.randn(3, 10, 32)
+
+    def reference(x):
+        return theirs(x, x, x, need_weights=False)[0]  # as EncoderBlock calls it
+
+    # Eval under no_grad is where nn.MultiheadAttention takes its fused fast path.
+    net.eval()
+    theirs.eval()
+    with torch.no_grad():
+        assert (net(x) - reference(x)).abs().max().item() <= 1e-6
+    for training in (False, True):
+        net.train(training)
+        theirs.train(training)
+        xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+        out, ref = net(xa), reference(xb)
+        assert (out - ref).abs().max().item() <= 1e-6
+        grad = torch.randn_like(out)
+        out.backward(grad)
+        ref.backward(grad)
+        assert torch.allclose(xa.grad, xb.grad, atol=1e-6)
+        assert same_grads(list(net.parameters()), list(theirs.parameters()))
+
+
+def test_attention_dropout_acts_in_training_only():
+    net = build("input: [6, 8]\ngraph:\n  attn: {op: attention, heads: 2, dropout: 0.5}\n")
+    x = torch.randn(2, 6, 8)
+    net.eval()
+    with torch.no_grad():
+        assert torch.equal(net(x), net(x))
+    net.train()
+    out = net(x)
+    assert not torch.allclose(out, net(x))
+    out.sum().backward()
+    assert net.attn.in_proj_weight.grad.abs().sum() > 0
+
+
+def test_attention_fused_and_plain_paths_agree():
+    # The fused kernel runs on CUDA, plain matmuls elsewhere; both compute the same.
+    from archspec.ops._transformer import attend
+
+    q, k, v = torch.randn(3, 2, 4, 9, 8).unbind(0)
+    assert torch.allclose(attend(q, k, v, 0.0, fused=True), attend(q, k, v, 0.0, fused=False), atol=1e-6)
+
+
+def test_attention_macs_are_flop_counter_on_a_vit_encoder_block():
+    length, dim, heads, mlp = 197, 768, 12, 3072  # ViT-B/16 at 224
+    with torch.device("meta"):
+        block = EncoderBlock(heads, dim, mlp, 0.0, 0.0)
+        x = torch.empty(1, length, dim)
+    counted = flop_counter_macs(block, x)
+    # The block's MLP is two linear layers: L x D x mlp each.
+    ours = summary(f"input: [{length}, {dim}]\ngraph:\n  attn: {{op: attention, heads: {heads}}}\n").total_macs
+    assert ours + 2 * length * dim * mlp == counted
+    # The formula, written out: projections L*D*3D + L*D*D, then q k^T and weights v.
+    assert ours == length * dim * 3 * dim + length * dim * dim + 2 * length * length * dim
+
+
+def test_attention_macs_are_counted_on_cpu_in_eval_too():
+    # nn.MultiheadAttention's fast path (CPU, eval, no grad) hides its products from
+    # FlopCounterMode; archspec's op must count the same there as on the meta device.
+    net = build("input: [7, 16]\ngraph:\n  attn: {op: attention, heads: 4}\n").eval()
+    with torch.no_grad():
+        counted = flop_counter_macs(net, torch.randn(2, 7, 16))
+    assert counted == 2 * (7 * 16 * 48 + 7 * 16 * 16 + 2 * 7 * 7 * 16)
+
+
+def test_vit_b_16_macs_are_reference_figure():
+    # ../shared/REFERENCE.md: vit_b_16 at 224, FlopCounterMode / 2 = 17,563,828,224.
+    layers = summary("""
+input: [197, 768]
+blocks:
+  layer:
+    body:
+      self_attention: {op: attention, heads: 12}
+      fc1: {op: linear, out: 3072}
+      gelu: {op: gelu}
+      fc2: {op: linear, out: 768}
+graph:
+  layers: {repeat: 12, block: layer}
+""").total_macs
+    conv_proj = 768 * 3 * 16 * 16 * (14 * 14)  # 16x16 patches, 3 -> 768 channels, 14x14 positions
+    head = 768 * 1000                          # the class token only
+    assert layers + conv_proj + head == 17_563_828_224
+
+
+# -- class token and position embedding ---------------------------------------------
+
+VIT_TOKENS = """
+input: [4, 6]
+graph:
+  class_token: {op: class_token}
+  encoder:
+    seq:
+      pos_embedding: {op: pos_embedding}
+"""
+
+
+def test_class_token_and_pos_embedding_are_torchvisions():
+    vit = torchvision.models.VisionTransformer(image_size=8, patch_size=4, num_layers=1, num_heads=2,
+                                               hidden_dim=6, mlp_dim=8)
+    with torch.no_grad():
+        vit.class_token.normal_()  # zeros at init would hide a misplaced token
+    vit.encoder.layers, vit.encoder.ln = nn.Identity(), nn.Identity()
+    net = build(VIT_TOKENS)
+    keys = ["class_token", "encoder.pos_embedding"]
+    assert list(net.state_dict()) == keys
+    net.load_state_dict({k: vit.state_dict()[k] for k in keys}, strict=True)
+
+    def reference(x):
+        # VisionTransformer.forward's lines, then its Encoder (layers and norm removed).
+        x = torch.cat([vit.class_token.expand(x.shape[0], -1, -1), x], dim=1)
+        return vit.encoder(x)
+
+    x = torch.randn(3, 4, 6)
+    for training in (True, False):
+        net.train(training)
+        vit.train(training)
+        out, ref = net(x), reference(x)
+        assert out.shape == (3, 5, 6) and (out - ref).abs().max().item() <= 1e-6
+        grad = torch.randn_like(out)
+        out.backward(grad)
+        ref.backward(grad)
+        assert torch.allclose(net.class_token.grad, vit.class_token.grad, atol=1e-6)
+        assert torch.allclose(net.encoder.pos_embedding.grad, vit.encoder.pos_embedding.grad, atol=1e-6)
+        net.zero_grad()
+        vit.zero_grad()
+
+
+def test_tokens_are_initialised_as_torchvision_does():
+    torch.manual_seed(3)
+    encoder = Encoder(seq_length=5, num_layers=0, num_heads=2, hidden_dim=6, mlp_dim=8, dropout=0.0,
+                      attention_dropout=0.0)
+    torch.manual_seed(3)
+    net = build(VIT_TOKENS)
+    assert torch.equal(net.class_token, torch.zeros(1, 1, 6))
+    assert torch.equal(net.encoder.pos_embedding, encoder.pos_embedding)
 
 
 # -- upsample --------------------------------------------------------------------------

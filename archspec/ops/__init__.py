@@ -1,5 +1,5 @@
 """The op registry. Importing this package registers every built-in op."""
-from . import activation, conv, conv_transpose, join, norm, pool, resample, tensor  # noqa: F401
+from . import activation, attention, conv, conv_transpose, join, norm, pool, resample, tensor, tokens  # noqa: F401
 from .base import ARG_KINDS, Arg, Example, Op, OpError, Shape
 from .registry import REGISTRY, PluginError, RegistrationError, register_op
 
