@@ -379,11 +379,12 @@ class _Expander:
         except OpError as exc:
             where = node.where(exc.arg) if exc.arg in node else pos
             self.fail(exc.code, f"{scope.prefix}{name}: {exc.message}", where, scope, exc.hint)
-        wanted = op.inputs if op.inputs is not None else "two or more"
-        if (len(source) != op.inputs) if op.inputs is not None else (len(source) < 2):
+        least, most = op.input_range()
+        wanted = op.input_words()
+        if len(source) < least or (most is not None and len(source) > most):
             self.fail("E0305", f"op `{op.name}` takes {wanted} input(s), `{scope.prefix}{name}` has {len(source)}",
                       node.where("from") if "from" in node else pos, scope,
-                      "list them: `from: [a, b]`" if op.inputs is None else None)
+                      "list them: `from: [a, b]`" if least > 1 else None)
         # The node mapping's own table of value positions, shared rather than copied.
         return self.add_node(scope, name, op.name, args, source, pos, node.value_pos)
 

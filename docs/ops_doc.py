@@ -51,11 +51,8 @@ def render() -> str:
 
 
 def _inputs(op) -> str:
-    if op.inputs is None:
-        count = "two or more"
-    else:
-        count = {1: "one", 2: "two", 3: "three"}.get(op.inputs, str(op.inputs))
-    if op.fed_inputs and op.inputs != op.fed_inputs:
+    count = op.input_words()
+    if op.fed_inputs and op.input_range()[1] != op.fed_inputs:
         count += " (the first computed on, the rest lending only their shape)" if op.fed_inputs == 1 else \
             f" (the first {op.fed_inputs} computed on, the rest lending only their shape)"
     return count

@@ -66,6 +66,7 @@ blocks:
                 - {op: conv, out: $planes, k: 1, bias: false,
                    stride: "${[stride, stride, stride] if temporal else [1, stride, stride]}"}
                 - {op: bn}
+            same: {op: identity, when: "${stride == 1 and inplanes == planes}"}
       relu: {op: relu}
 graph:
   stem:

@@ -113,6 +113,16 @@ def _size(value):
     return None
 
 
+def _factor(value):
+    """A number (the same along every spatial dimension) or one per dimension."""
+    if isinstance(value, (list, tuple)) and 1 <= len(value) <= 3:
+        numbers = [_number(v) for v in value]
+        return None if None in numbers else _intern(tuple(numbers))
+    return _number(value)
+
+
+_NUMBER_OR_EXPRESSION = {"anyOf": [{"type": "number"}, EXPRESSION_SCHEMA]}
+
 # kind -> (JSON Schema of a literal value, checker returning the normalised value or
 # None, what the kind is in words). Lists admit an expression for any item.
 ARG_KINDS: dict[str, tuple[dict, Callable, str]] = {
@@ -122,6 +132,9 @@ ARG_KINDS: dict[str, tuple[dict, Callable, str]] = {
              _size, "an integer or a list of one integer per spatial dimension"),
     "ints": ({"type": "array", "items": _INT_OR_EXPRESSION}, _ints, "a list of integers"),
     "number": ({"type": "number"}, _number, "a number"),
+    "factor": ({"anyOf": [{"type": "number"}, {"type": "array", "items": _NUMBER_OR_EXPRESSION,
+                                               "minItems": 1, "maxItems": 3}]},
+               _factor, "a number or a list of one number per spatial dimension"),
     "bool": ({"type": "boolean"}, _bool, "true or false"),
     "text": ({"type": "string"}, _text, "text"),
     "choice": ({"type": "string"}, None, "one of the listed words"),
@@ -140,7 +153,7 @@ class Op:
     shape_rule: str = "the input's shape"
     mac_rule: str = "0"
 
-    inputs: int | None = 1  # None: two or more
+    inputs: int | tuple | None = 1  # an exact count, (least, most) with most None for "or more", or None: two or more
     # How many leading inputs the built forward receives; the rest only lend
     # their shape (a shortcut projection sizes itself after the body's output).
     fed_inputs: int | None = None
@@ -153,6 +166,22 @@ class Op:
     # Whether autograd keeps this op's output for its backward: then an in-place op
     # after it must not overwrite that output in training. True is the safe default.
     output_saved_for_backward: bool = True
+
+    def input_range(self) -> tuple:
+        """(least, most) inputs; most is None when there is no upper bound."""
+        if self.inputs is None:
+            return 2, None
+        return (self.inputs, self.inputs) if isinstance(self.inputs, int) else tuple(self.inputs)
+
+    def input_words(self) -> str:
+        least, most = self.input_range()
+        words = {1: "one", 2: "two", 3: "three"}
+        if most is None:
+            return f"{words.get(least, least)} or more"
+        if least == most:
+            return words.get(least, str(least))
+        return f"{words.get(least, least)} to {words.get(most, most)}" if most > least + 1 else \
+            f"{words.get(least, least)} or {words.get(most, most)}"
 
     # -- rules (per-sample shapes; pure arithmetic) -------------------------------
     def infer(self, a: dict, shapes: list[Shape]) -> Shape:

@@ -89,7 +89,7 @@ class Project(Op):
     name = "project"
     doc = ("Shortcut projection sized after a second input: identity when both inputs "
            "have one shape, else a strided 1x1 conv and batch norm (modules `0` and `1`, "
-           "torchvision's `downsample`).")
+           "torchvision's `downsample`); the stride may differ per dimension.")
     shape_rule = "the second (reference) input's shape"
     mac_rule = "in x out x output positions when it projects, else 0"
     args = {"eps": Arg("number", 1e-5), "bias": Arg("bool", False)}
@@ -100,6 +100,7 @@ class Project(Op):
         Example({}, ((4, 8, 8), (8, 4, 4))),
         Example({"bias": True}, ((4, 6), (6, 3))),
         Example({}, ((4, 8, 8), (4, 8, 8))),
+        Example({}, ((3, 4, 8, 8), (6, 4, 4, 4))),
     )
 
     def _needed(self, shapes):
@@ -108,12 +109,12 @@ class Project(Op):
         need_rank(self, ref, len(x), "reference")
         if x == ref:
             return None
-        ratios = {size // target if target and size % target == 0 else None
-                  for size, target in zip(x[1:], ref[1:])}
-        if len(ratios) != 1 or None in ratios:
+        # One stride per spatial dimension: video shortcuts keep time, (1, 2, 2).
+        strides = tuple(size // target if size % target == 0 else None for size, target in zip(x[1:], ref[1:]))
+        if None in strides:
             raise OpError("E0402", f"cannot project {list(x)} onto {list(ref)}: the spatial "
-                          "sizes are not one integer stride apart")
-        return x[0], ref[0], ratios.pop()
+                          "sizes are not an integer stride apart")
+        return x[0], ref[0], strides[0] if len(set(strides)) == 1 else strides
 
     def infer(self, a, shapes):
         self._needed(shapes)

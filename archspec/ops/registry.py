@@ -169,8 +169,12 @@ def _check_declaration(op, origin: str) -> None:
     if not op.examples:
         raise RegistrationError(f"{where} (`{op.name}`) declares no `examples`: each op proves "
                                 "itself with at least one (see docs/ops.md)")
-    if op.inputs is not None and (not isinstance(op.inputs, int) or op.inputs < 1):
-        raise RegistrationError(f"{where} (`{op.name}`): `inputs` must be a positive int or None")
+    counts = op.inputs if isinstance(op.inputs, tuple) else (op.inputs,)
+    if op.inputs is not None and not (
+            all(isinstance(c, int) and c >= 1 for c in counts[:1]) and len(counts) <= 2
+            and (len(counts) == 1 or counts[1] is None or (isinstance(counts[1], int) and counts[1] >= counts[0]))):
+        raise RegistrationError(f"{where} (`{op.name}`): `inputs` must be a positive int, a (least, most) pair "
+                                "or None (two or more)")
     for example in op.examples:
         try:
             op.normalise(dict(example.args))

@@ -9,26 +9,6 @@ _MODES = {"nearest": (1, 2, 3), "linear": (1,), "bilinear": (2,), "bicubic": (2,
 _BY_RANK = {1: "linear", 2: "bilinear", 3: "trilinear"}
 
 
-class _OneOrTwo(int):
-    """`inputs` of an op taking one input or two. Op.inputs knows exact counts and
-    None ("two or more"); expand checks `len(source) != op.inputs`, and an int subclass
-    answers that comparison itself. A stopgap until Op.inputs can state a range."""
-
-    def __eq__(self, count):
-        return count in (1, 2)
-
-    def __ne__(self, count):
-        return count not in (1, 2)
-
-    __hash__ = int.__hash__
-
-    def __format__(self, spec):
-        return "1 or 2"
-
-    def __str__(self):
-        return "1 or 2"
-
-
 @register
 class Upsample(Op):
     name = "upsample"
@@ -38,14 +18,14 @@ class Upsample(Op):
     shape_rule = ("(C, *spatial) with each size int(size * scale), or `size`, or the second "
                   "input's spatial sizes")
     args = {
-        "scale": Arg("number", None, "factor for every spatial dimension: 2 doubles H and W"),
+        "scale": Arg("factor", None, "factor: 2 doubles every spatial size; [1, 2, 2] doubles H and W of a "
+                                     "(C, T, H, W) input"),
         "size": Arg("size", None, "output spatial size: 32, or one per spatial dimension: [32, 48]"),
         "mode": Arg("choice", "nearest", "nearest (any rank), linear (C, L), bilinear or bicubic "
                     "(C, H, W), trilinear (C, T, H, W)", choices=tuple(_MODES)),
         "align_corners": Arg("bool", None, "F.interpolate's, for the linear and cubic modes only"),
     }
-    inputs = _OneOrTwo(1)
-    fed_inputs = 1
+    inputs = (1, 2)
     output_saved_for_backward = False  # interpolation's backward needs only sizes
     examples = (
         Example({"scale": 2}, ((3, 4, 5),)),  # smp's UNet decoder, Ultralytics' nn.Upsample
@@ -53,6 +33,7 @@ class Upsample(Op):
         Example({"scale": 1.5, "mode": "bicubic", "align_corners": True}, ((2, 5, 7),)),
         Example({"size": [3, 6, 6], "mode": "trilinear"}, ((2, 2, 3, 3),)),
         Example({"scale": 2.5, "mode": "linear"}, ((3, 7),)),
+        Example({"scale": [1, 2, 2]}, ((2, 2, 3, 3),)),
         Example({"size": 4}, ((2, 6, 6),)),
     )
 
@@ -80,10 +61,11 @@ class Upsample(Op):
         if a["align_corners"] is not None:
             kwargs["align_corners"] = a["align_corners"]
         if a["scale"] is not None:
-            if a["scale"] <= 0:
+            factors = per_dim(a["scale"], rank, "scale") if isinstance(a["scale"], tuple) else (a["scale"],) * rank
+            if min(factors) <= 0:
                 raise OpError("E0408", f"upsample `scale` must be positive, got {a['scale']}", arg="scale")
             # F.interpolate's size for a factor: the product truncated, in double precision.
-            size = tuple(int(s * a["scale"]) for s in x[1:])
+            size = tuple(int(s * f) for s, f in zip(x[1:], factors))
             kwargs["scale_factor"] = a["scale"]
         elif a["size"] is not None:
             size = per_dim(a["size"], rank, "size")
@@ -94,8 +76,7 @@ class Upsample(Op):
                 raise OpError("E0402", f"upsample to the size of a rank-{len(ref)} input {list(ref)} from "
                               f"a rank-{len(x)} one {list(x)}", "the reference needs as many spatial "
                               "dimensions as the input")
-            size = tuple(ref[1:])
-            kwargs["size"] = size
+            size = tuple(ref[1:])  # the forward reads it off the reference, so it may vary
         for length, axis in zip(size, AXES[rank]):
             if length < 1:
                 raise OpError("E0403", f"upsample output {axis} would be {length} (input {list(x)})",
@@ -108,7 +89,16 @@ class Upsample(Op):
     def function(self, a, shapes, training, inplace):
         import torch.nn.functional as F
 
-        return F.interpolate, self._size(a, shapes)[1]
+        kwargs = self._size(a, shapes)[1]
+        return (resize_like, kwargs) if len(shapes) == 2 else (F.interpolate, kwargs)
+
+
+def resize_like(x, reference, **kwargs):
+    """F.interpolate to the spatial size of `reference`, read at run time (so an
+    exported model keeps a dynamic height and width)."""
+    import torch.nn.functional as F
+
+    return F.interpolate(x, size=reference.shape[2:], **kwargs)
 
 
 def _layout(ranks) -> str:
