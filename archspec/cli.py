@@ -6,7 +6,6 @@ command line is invalid, 3 an internal error (a bug in archspec).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import warnings
@@ -255,11 +254,17 @@ def cmd_summary(args) -> int:
         if args.scale or args.depth:
             raise error("E0606", "--scales prints every scale: it takes no --scale or --depth")
         summaries = summarize_scales(args.spec, **options)
-        print(json.dumps([s.to_dict() for s in summaries], indent=1) if args.json else render_scales(summaries))
+        print(_json([s.to_dict() for s in summaries]) if args.json else render_scales(summaries))
         return 0
     summary = summarize(args.spec, depth=args.depth, scale=args.scale, **options)
-    print(json.dumps(summary.to_dict(), indent=1) if args.json else summary.render())
+    print(_json(summary.to_dict()) if args.json else summary.render())
     return 0
+
+
+def _json(data) -> str:
+    import json
+
+    return json.dumps(data, indent=1)
 
 
 def cmd_schema(args) -> int:

@@ -8,9 +8,7 @@ tools can check specs without importing archspec; a test keeps the two equal, an
 """
 from __future__ import annotations
 
-import json
 import re
-from importlib import resources
 
 from .diagnostics import Diagnostic, SpecError, did_you_mean
 from .ops import REGISTRY, PluginError
@@ -162,6 +160,9 @@ def build_schema(ops: dict | None = None) -> dict:
 
 def shipped_schema() -> dict:
     """The exported copy of the schema for the built-in ops (spec.schema.json)."""
+    import json
+    from importlib import resources  # imports tempfile and more: only for tools that read the file
+
     return json.loads(resources.files("archspec").joinpath(SCHEMA_FILE).read_text("utf-8"))
 
 
@@ -387,6 +388,8 @@ def _diagnostic(document, err) -> Diagnostic:
 
 def schema_text(ops: dict | None = None) -> str:
     """The schema as the shipped file holds it."""
+    import json
+
     return json.dumps(build_schema(ops), indent=1) + "\n"
 
 
