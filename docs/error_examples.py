@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "errors.md"
 _EXAMPLE = re.compile(
     r"Example \((?:\[`(?P<file>[^`]+)`\]\(\.\./tests/bad_specs/[^)]+\)|`(?P<cmd>archspec [^`]+)`)\):\n\n```\n"
-    r"(?P<body>.*?)\n```", re.S)
+    r"(?P<body>(?:(?!```).)*?)\n?```", re.S)  # a body never holds a fence, so an empty one is safe
 
 
 def _run(argv: list) -> str:
@@ -46,7 +46,8 @@ def refreshed(text: str) -> tuple[str, list]:
         if output is None or output == match["body"]:
             return match[0]
         stale.append(match["file"] or match["cmd"])
-        return match[0].replace(match["body"], output)
+        start, end = match.span("body")
+        return match[0][:start - match.start()] + output + "\n```"
 
     import os
 
