@@ -27,7 +27,7 @@ def to_html(drawing: Drawing, depth: int) -> str:
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{e(policy)}">
+<meta http-equiv="Content-Security-Policy" content="{e(policy, quote=False)}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="archspec draw">
 <title>{e(drawing.title)} · archspec draw</title>

@@ -292,8 +292,8 @@
       const inner = el("g", { transform: "translate(" + u.dx + "," + u.dy + ")" }, g);
       for (const p of u.g.paths) {
         const pts = p.points.map((q) => q.slice());
-        // Edges cross the block's border straight, then fan out inside it.
-        if (p.enters) pts.unshift([pts[0][0], -u.dy]);
+        // What enters at the top border fans out below the title (the border's arrow
+        // and the fan share one x); what leaves runs on to the bottom border.
         if (p.leaves) pts.push([pts[pts.length - 1][0], u.g.h + INSET]);
         el("path", { d: curve(pts), class: "edge" + (p.train ? " train" : ""), "data-from": p.from,
                      "data-to": p.to, "marker-end": p.leaves ? "" : "url(#arrow)" }, inner);
