@@ -117,8 +117,9 @@ def _parser() -> argparse.ArgumentParser:
                         "html: a self-contained page whose blocks unfold on click; dot, mermaid: text. "
                         "Default: from -o FILE's extension, else svg")
     d.add_argument("--depth", type=int, metavar="N",
-                   help="draw blocks deeper than N name parts as one box with summed figures, as "
-                        "summary --depth folds rows (html: the page opens folded so; default 1)")
+                   help="fold every block named with N parts into one box with summed figures, as "
+                        "summary --depth folds rows (1: one box per top-level block). Default: nothing "
+                        "folded; html: the page opens folded to N (default 1) and unfolds on click")
     d.add_argument("-o", "--output", metavar="FILE",
                    help="write to FILE (through a temporary file and a rename); without it the drawing "
                         "goes to standard output, which svg and html allow only when it is not a terminal")
