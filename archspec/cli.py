@@ -19,9 +19,21 @@ examples:
   archspec summary specs/resnet50.yaml --input 3x160x160
   archspec summary specs/googlenet.yaml --set aux_logits=false --json
   archspec validate specs/*.yaml
+  archspec draw specs/resnet18.yaml --format mermaid --depth 1
 
 exit status: 0 ok, 1 an `expect:` figure failed, 2 invalid spec or command line,
 3 internal error (please report it)."""
+
+_DRAW_EPILOG = """\
+examples:
+  archspec draw specs/inception_v3.yaml -o inception_v3.html
+  archspec draw specs/resnet50.yaml --depth 2 -o resnet50.svg
+  archspec draw specs/resnet18.yaml --format mermaid --depth 1
+  archspec draw specs/googlenet.yaml --set aux_logits=false --format dot | dot -Tpdf -o googlenet.pdf
+
+svg needs Graphviz's `dot` (apt-get install graphviz, brew install graphviz, or
+conda install graphviz); html, dot and mermaid need nothing installed. The html page
+loads nothing from the network: its script and style are inside it."""
 
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a program stopped by SIGPIPE
 
@@ -92,6 +104,24 @@ def _parser() -> argparse.ArgumentParser:
                    help="fold rows to the first N parts of their names (1: one row per stage)")
     s.add_argument("--scales", action="store_true",
                    help="one row per named scale of the spec (params, MACs, input, outputs) instead of per node")
+
+    d = sub.add_parser("draw", help="draw the network: SVG, an interactive HTML page, DOT or Mermaid",
+                       epilog=_DRAW_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Draw the network from its spec alone (nothing is built): every box "
+                                   "shows its output shape, params and MACs; blocks can be folded into "
+                                   "one box; training-only parts are dashed.")
+    spec_options(d)
+    d.add_argument("--format", choices=("svg", "html", "dot", "mermaid"),
+                   help="svg: for documents, laid out by Graphviz's `dot` (must be installed); "
+                        "html: a self-contained page whose blocks unfold on click; dot, mermaid: text. "
+                        "Default: from -o FILE's extension, else svg")
+    d.add_argument("--depth", type=int, metavar="N",
+                   help="fold every block named with N parts into one box with summed figures, as "
+                        "summary --depth folds rows (1: one box per top-level block). Default: nothing "
+                        "folded; html: the page opens folded to N (default 1) and unfolds on click")
+    d.add_argument("-o", "--output", metavar="FILE",
+                   help="write to FILE (through a temporary file and a rename); without it the drawing "
+                        "goes to standard output, which svg and html allow only when it is not a terminal")
 
     sub.add_parser("schema", help="print the JSON Schema of the spec language",
                    description="Print the JSON Schema (Draft 2020-12) that every spec must satisfy, "
@@ -267,6 +297,44 @@ def _json(data) -> str:
     return json.dumps(data, indent=1)
 
 
+def cmd_draw(args) -> int:
+    from .draw import EXTENSIONS, render
+
+    fmt = args.format or _format_of(args.output, EXTENSIONS)
+    if args.output is None and fmt in ("svg", "html") and sys.stdout.isatty():
+        raise error("E0612", f"--format {fmt} writes a file, not terminal text",
+                    hint=f"give -o FILE (`-o {_stem(args.spec)}.{fmt}`) or redirect standard output")
+    text = render(args.spec, fmt, depth=args.depth, input_shape=args.input, scale=args.scale,
+                  max_params=args.max_params, **_overrides(args))
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    from .atomic import atomic_output
+
+    try:
+        with atomic_output(args.output) as f:
+            f.write(text.encode("utf-8"))
+    except OSError as exc:
+        raise error("E0605", f"cannot write {args.output}: {exc.strerror or exc}") from None
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _format_of(output, extensions) -> str:
+    if output is None:
+        return "svg"
+    ext = os.path.splitext(output)[1].lower()
+    if ext not in extensions:
+        raise error("E0604", f"cannot tell the drawing format from `{output}`",
+                    hint=f"give --format svg, html, dot or mermaid, or name the file "
+                         f"{', '.join(sorted(extensions))} (for PNG or PDF: --format dot, then `dot -Tpng`)")
+    return extensions[ext]
+
+
+def _stem(path) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
+
+
 def cmd_schema(args) -> int:
     from .ops import REGISTRY
     from .schema import schema_text
@@ -275,7 +343,8 @@ def cmd_schema(args) -> int:
     return 0
 
 
-_COMMANDS = {"validate": cmd_validate, "build": cmd_build, "summary": cmd_summary, "schema": cmd_schema}
+_COMMANDS = {"validate": cmd_validate, "build": cmd_build, "summary": cmd_summary, "draw": cmd_draw,
+             "schema": cmd_schema}
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ def test_wheel_holds_the_runtime_and_the_schema_only(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "archspec/spec.schema.json" in names
     assert "archspec/ops/conv.py" in names and "archspec/cli.py" in names
+    # the drawing page's script and style are inlined from files the wheel must carry
+    assert {"archspec/draw/page.js", "archspec/draw/page.css", "archspec/draw/html.py"} <= set(names)
     packages = {name.split("/")[0] for name in names if not name.startswith("archspec_nn-")}
     assert packages == {"archspec"}, packages
     assert not [n for n in names if "fuzz" in n or "test" in n.split("/")[-1]]
