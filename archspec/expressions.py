@@ -114,6 +114,13 @@ def round_up(value, multiple):
     return math.ceil(value / multiple) * multiple
 
 
+def _sum(values):
+    if not isinstance(values, list):
+        raise ExpressionError("E0504", f"sum() needs a list, got {_show(values)}")
+    _need_numbers("sum()", *values)
+    return sum(values)
+
+
 def _ceil(value):
     _need_numbers("ceil()", value)
     return math.ceil(value)
@@ -126,7 +133,7 @@ def _floor(value):
 
 FUNCTIONS = {
     "min": min, "max": max, "abs": abs, "int": int, "round": round, "len": len, "float": float,
-    "ceil": _ceil, "floor": _floor, "make_divisible": make_divisible, "round_up": round_up,
+    "ceil": _ceil, "floor": _floor, "sum": _sum, "make_divisible": make_divisible, "round_up": round_up,
 }
 _BINARY = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
@@ -239,8 +246,18 @@ class _Evaluator(ast.NodeVisitor):
     def visit_IfExp(self, node):
         return self.visit(node.body) if self.visit(node.test) else self.visit(node.orelse)
 
+    def visit_Slice(self, node):
+        parts = [None if part is None else self.visit(part) for part in (node.lower, node.upper, node.step)]
+        if any(p is not None and (isinstance(p, bool) or not isinstance(p, int)) for p in parts):
+            raise ExpressionError("E0504", "slice bounds must be whole numbers")
+        if parts[2] == 0:
+            raise ExpressionError("E0504", "a slice step cannot be zero")
+        return slice(*parts)
+
     def visit_Subscript(self, node):
         container, index = self.visit(node.value), self.visit(node.slice)
+        if isinstance(index, slice) and isinstance(container, (list, str)):
+            return container[index]
         if not isinstance(container, (list, str)) or isinstance(index, bool) or not isinstance(index, int):
             raise ExpressionError("E0504", f"cannot index {_show(container)} with {_show(index)}")
         if not -len(container) <= index < len(container):

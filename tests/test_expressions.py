@@ -57,3 +57,14 @@ def test_bitwise_not_is_refused():
     with pytest.raises(ExpressionError) as err:
         resolve("${~3}", {})
     assert err.value.code == "E0505"
+
+
+def test_sum_and_slices():
+    layers = {"layers": [2, 2, 3, 3, 3]}
+    assert resolve("${sum(layers[:3])}", layers) == 7  # 2 + 2 + 3
+    assert resolve("${layers[1:-1]}", layers) == [2, 3, 3]
+    assert resolve("${layers[::2]}", layers) == [2, 3, 3]
+    for bad in ("${sum(3)}", "${layers[0:1.5]}", "${layers[::0]}", "${sum(['a'])}"):
+        with pytest.raises(ExpressionError) as err:
+            resolve(bad, layers)
+        assert err.value.code == "E0504", bad
