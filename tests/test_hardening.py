@@ -1,0 +1,238 @@
+"""Hostile input: whatever a spec, a path or an artifact holds, archspec answers with a
+located diagnostic and exit 2 (or a SpecError from the API): never a traceback, a
+crash, a hang, unbounded memory, or damage to a file already on disk.
+
+Where a regression would crash or hang the interpreter (deep nesting, FIFOs,
+signals), the case runs in a subprocess with a timeout, so the test sees a signal
+or a timeout instead of taking pytest down with it.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import archspec
+import archspec.diagnostics as diagnostics
+import archspec.yaml_source as yaml_source
+from archspec.cli import main
+from archspec.diagnostics import Diagnostic, Position, SpecError
+from conftest import ROOT
+
+SMALL = "archspec: 1\ninput: [3, 8, 8]\ngraph:\n  conv: {op: conv, out: 4, k: 3}\n"
+
+
+def run_python(code: str, cwd, timeout: float = 60) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def run_archspec(args, cwd, timeout: float = 60) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "archspec", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_located(proc, code: str, file: str) -> re.Match:
+    """Exit 2 (not a signal, not 3), no traceback, and one located `code` diagnostic."""
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
+    match = re.search(rf"^{re.escape(file)}:(\d+):(\d+): error\[{code}\]: ", proc.stderr, re.M)
+    assert match, proc.stderr[-2000:]
+    return match
+
+
+def spec_error(text: str) -> SpecError:
+    with pytest.raises(SpecError) as err:
+        archspec.loads(text, name="t.yaml")
+    return err.value
+
+
+# -- nesting: refused before the YAML composer recurses ------------------------------
+
+DEEP = 50_000
+
+
+@pytest.mark.parametrize("body, line", [
+    ("graph:\n  c: {op: conv, out: 8, k: 3, pad: " + "[" * DEEP + "]" * DEEP + "}\n", 4),
+    ("description: " + "{a: " * DEEP + "1" + "}" * DEEP + "\ngraph:\n  c: {op: relu}\n", 3),
+    ("description:\n  " + "- " * DEEP + "x\ngraph:\n  c: {op: relu}\n", 4),
+    ("description:\n" + "".join(" " * (i + 1) + "a:\n" for i in range(1200)) + "graph:\n  c: {op: relu}\n", 103),
+], ids=["flow-lists", "flow-mappings", "block-lists", "indentation"])
+def test_tens_of_thousands_of_levels_are_a_located_error(tmp_path, body, line):
+    (tmp_path / "deep.yaml").write_text("archspec: 1\ninput: [3, 8, 8]\n" + body)
+    proc = run_archspec(["validate", "deep.yaml"], tmp_path)
+    match = assert_located(proc, "E0311", "deep.yaml")
+    assert int(match.group(1)) == line
+    assert "nests deeper than 100 levels" in proc.stderr
+
+
+def test_aliases_cannot_nest_deeper_than_the_text_does(tmp_path):
+    # Each anchored list is 90 levels deep and ends in an alias of the one before; the
+    # aliases at the end are met first, shallow, so each list is sized before it is
+    # met deep. The document as aliases expand it nests 40 * 90 levels.
+    lines = ["archspec: 1", "input: [3, 8, 8]", "graph:", "  c: {op: relu}", "description:"]
+    previous = "0"
+    for k in range(40):
+        lines.append(f"  - &a{k} " + "[" * 90 + previous + "]" * 90)
+        previous = f"*a{k}"
+    lines.append("  - [" + ", ".join(f"*a{k}" for k in reversed(range(40))) + "]")
+    err = spec_error("\n".join(lines) + "\n")
+    assert err.code == "E0311" and err.diagnostics[0].pos.line > 5
+
+
+# -- tags and keys ------------------------------------------------------------------
+
+@pytest.mark.parametrize("value, code", [
+    ("!!bool maybe", "E0201"), ("!!int abc", "E0201"), ("!!int ''", "E0201"), ("!!float x", "E0201"),
+    ("!!float ''", "E0201"), ("!!null 3", "E0201"), (".inf", "E0201"), ("-.inf", "E0201"), (".nan", "E0201"),
+    ("!!float .nan", "E0201"),
+    ("!!map [1, 2]", "E0103"), ("!!seq {a: 1}", "E0103"), ("!!str {a: 1}", "E0103"), ("!!int [1]", "E0103"),
+    ("!!map 3", "E0103"), ("!!set {a}", "E0103"), ("!!binary aGk=", "E0103"),
+])
+def test_core_tags_only_where_they_fit(value, code):
+    with pytest.raises(SpecError) as err:
+        yaml_source.load_text(f"a: 1\nv: {value}\n", "t.yaml")
+    (d,) = err.value.diagnostics
+    assert (d.code, d.pos.line, d.pos.col) == (code, 2, 4), d.render(with_source=False)
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("!!int 8", 8), ("!!int 0x10", 16), ("!!str 8", "8"), ("!!float 1.5", 1.5), ("!!bool yes", True),
+    ("!!null ~", None), ("!!map {a: 1}", {"a": 1}), ("!!seq [1]", [1]), ("=", "="), ("2024-01-01", "2024-01-01"),
+])
+def test_core_tags_that_fit_are_read(value, expected):
+    assert yaml_source.load_text(f"v: {value}\n", "t.yaml")["v"] == expected
+
+
+def test_whole_number_keys_become_their_decimal_text():
+    document = yaml_source.load_text("m: {0: a, -1: b, 0x10: c, 007: d}\n", "t.yaml")
+    assert list(document["m"]) == ["0", "-1", "16", "7"]
+    assert document["m"].key_pos["16"].col == 18  # positions follow the key
+
+
+@pytest.mark.parametrize("key", ["1.5", ".inf", "-.inf", ".nan", "!!float 2"])
+def test_keys_that_are_not_names_or_whole_numbers(key):
+    with pytest.raises(SpecError) as err:
+        yaml_source.load_text(f"m: {{{key}: a}}\n", "t.yaml")
+    (d,) = err.value.diagnostics
+    assert (d.code, d.pos.col) == ("E0201", 5)
+    assert "mapping keys must be names or whole numbers" in d.message
+
+
+def test_text_keys_that_look_like_numbers_are_kept():
+    # YAML 1.1 reads `1e3` as text: the key stays text, and the schema judges it.
+    assert list(yaml_source.load_text("m: {1e3: a}\n", "t.yaml")["m"]) == ["1e3"]
+
+
+def test_whole_number_and_text_key_for_one_index_are_duplicates():
+    with pytest.raises(SpecError) as err:
+        yaml_source.load_text("m: {1: a, '1': b}\n", "t.yaml")
+    assert err.value.code == "E0102"
+
+
+def test_at_keys_agree_between_the_schema_and_expansion():
+    text = ("archspec: 1\ninput: [3, 16, 16]\ngraph:\n"
+            "  convs: {repeat: 3, op: conv, out: 8, k: 3, pad: 1, at: {0: {stride: 2}, -1: {out: 4}}}\n")
+    shapes = {row.name: row.shape for row in archspec.summarize(archspec.loads(text)).rows}
+    assert list(shapes["convs.0"][1:]) == [8, 8, 8] and list(shapes["convs.2"][1:]) == [4, 8, 8]
+    # A key the schema's pattern refuses is refused whether or not YAML read a number.
+    assert spec_error(text.replace("-1:", "x1:")).code == "E0201"
+    assert spec_error(text.replace("-1:", "'+1':")).code == "E0201"
+
+
+# -- special files ------------------------------------------------------------------
+
+@pytest.fixture
+def fifo(tmp_path):
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this platform")
+    path = tmp_path / "spec.yaml"
+    os.mkfifo(path)
+    return path
+
+
+def test_a_fifo_is_not_read_as_a_spec(fifo):
+    proc = run_archspec(["validate", fifo.name], fifo.parent, timeout=30)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "archspec: error[E0106]: spec.yaml is not a regular file" in proc.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
+def test_dev_zero_is_not_read_as_a_spec(tmp_path):
+    proc = run_archspec(["validate", "/dev/zero"], tmp_path, timeout=30)
+    assert proc.returncode == 2
+    assert "archspec: error[E0106]: /dev/zero is not a regular file" in proc.stderr
+
+
+def test_unreadable_paths_are_E0106(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dir.yaml").mkdir()
+    os.symlink("loop.yaml", tmp_path / "loop.yaml")
+    assert main(["validate", "dir.yaml", "loop.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "error[E0106]: dir.yaml is a directory" in err
+    assert "error[E0106]: cannot read loop.yaml: Too many levels of symbolic links" in err
+    for path in ("a\0b.yaml", "loop.yaml", "x" * 5000 + ".yaml"):
+        with pytest.raises(SpecError) as exc:
+            archspec.load(path)
+        assert exc.value.code == "E0106"
+
+
+def test_quoted_lines_never_come_from_special_files(tmp_path, fifo):
+    # Rendering a diagnostic that names a FIFO or a device must not open it for
+    # reading: the FIFO would block and /dev/zero never end.
+    code = f"""
+        from archspec.diagnostics import Diagnostic, Position
+        for file in ({str(fifo)!r}, "/dev/zero", "/dev/stdin"):
+            print(repr(Diagnostic("E0201", "m", Position(file, 1, 1)).render()))
+    """
+    proc = run_python(code, tmp_path, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [f"'{file}:1:1: error[E0201]: m'" for file in (fifo, "/dev/zero", "/dev/stdin")]
+
+
+def test_a_file_is_read_once_however_many_diagnostics_quote_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    keys = ", ".join(f"bad{i}: 1" for i in range(300))
+    (tmp_path / "many.yaml").write_text(SMALL.replace("k: 3}", "k: 3, " + keys + "}"))
+    reads = []
+    real = yaml_source.read_regular_file
+    monkeypatch.setattr(yaml_source, "read_regular_file", lambda *a: reads.append(a) or real(*a))
+    assert main(["validate", "many.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error[E0202]") == 300 and err.count("4 |   conv: {op: conv") == 300
+    assert len(reads) == 2  # once to load the spec, once for all 300 quotes
+
+
+def test_a_rewritten_file_is_quoted_as_it_is_now(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("first line\n")
+    diagnostic = Diagnostic("E0201", "m", Position(str(path), 1, 1))
+    assert "1 | first line" in diagnostic.render()
+    path.write_text("second, longer line\n")
+    assert "1 | second, longer line" in diagnostic.render()
+
+
+def test_quoting_reads_a_bounded_amount(tmp_path, monkeypatch):
+    path = tmp_path / "s.yaml"
+    path.write_text("".join(f"line {i:04}\n" for i in range(100)))  # 10 bytes a line
+    monkeypatch.setattr(diagnostics, "MAX_SOURCE_BYTES", 200)
+    diagnostics._SOURCE_CACHE.clear()
+    assert "10 | line 0009" in Diagnostic("E0201", "m", Position(str(path), 10, 1)).render()
+    assert Diagnostic("E0201", "m", Position(str(path), 50, 1)).render() == f"{path}:50:1: error[E0201]: m"
+
+
+def test_a_long_line_is_quoted_as_a_window_around_the_column(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("a" * 50_000 + "X" + "b" * 50_000 + "\n")
+    lines = Diagnostic("E0201", "m", Position(str(path), 1, 50_001)).render().splitlines()
+    quoted, caret = lines[2], lines[3]
+    assert len(quoted) < diagnostics.MAX_SHOWN_CHARS + 20
+    assert quoted.startswith("1 | ...a") and quoted.endswith("b...")
+    assert quoted[caret.index("^")] == "X"
