@@ -236,3 +236,69 @@ def test_a_long_line_is_quoted_as_a_window_around_the_column(tmp_path):
     assert len(quoted) < diagnostics.MAX_SHOWN_CHARS + 20
     assert quoted.startswith("1 | ...a") and quoted.endswith("b...")
     assert quoted[caret.index("^")] == "X"
+
+
+# -- expressions: every result bounded, every failure an ExpressionError -------------
+
+ENV = {"xs": [1, 2], "x": 3, "zero": 0, "big": list(range(6000)), "huge": 10 ** 40, "text": "y" * 4000}
+
+
+@pytest.mark.parametrize("text, code, words", [
+    ("${round(1, -10**9)}", "E0504", "ndigits must lie between -30 and 30"),    # computed 10**(10**9)
+    ("${round(2.5, 10**9)}", "E0504", "ndigits must lie between -30 and 30"),
+    ("${0 ** -1}", "E0503", "division by zero in `0 ** -1`"),                   # ZeroDivisionError, exit 3
+    ("${0.0 ** -2}", "E0503", "division by zero"),
+    ("${zero ** -1}", "E0503", "division by zero"),
+    ("${x % 0.0}", "E0503", "division by zero"),
+    ("${10 ** 30}", "E0504", "too large"),
+    ("${2 ** 100}", "E0504", "too large"),
+    ("${7 ** 10 ** 9}", "E0504", "too large"),                                   # refused before computing
+    ("${10**20 * 10**20}", "E0504", "`10 ** 20 * 10 ** 20` is too large"),
+    ("${-(10**29) * 10}", "E0504", "too large"),
+    ("${int('9' * 2)}", "E0504", "needs numbers"),
+    ("${int(1e300)}", "E0504", "too large"),                                    # 301 digits
+    ("${round(1e300)}", "E0504", "too large"),
+    ("${int(1e308 * 10)}", "E0504", "is inf, not a finite number"),
+    ("${float('nan')}", "E0504", "is nan, not a finite number"),
+    ("${float('-inf')}", "E0504", "not a finite number"),
+    ("${1e300 / 1e-300}", "E0504", "not a finite number"),
+    ("${1.5 ** 10000}", "E0504", "overflows"),
+    ("${(-8) ** 0.5}", "E0504", "has no real value"),
+    ("${huge}", "E0504", "`huge` is too large"),
+    ("${big + big}", "E0504", "makes a list of more than 10,000 values"),
+    ("${[big, big]}", "E0504", "makes a list of more than 10,000 values"),
+    ("${" + "[" * 33 + "1" + "]" * 33 + "}", "E0504", "nests lists more than 32"),
+    ("${'a' * 3}", "E0504", "needs numbers"),
+    ("${'a' + 'b'}", "E0504", "needs numbers"),
+    ("pre${big}post", "E0504", "longer than 10,000 characters"),
+    ("${text}${text}${text}", "E0504", "longer than 10,000 characters"),
+    ("${len(5)}", "E0504", "len()"),
+    ("${min()}", "E0504", "min()"),
+    ("${max([])}", "E0504", "max()"),
+    ("${big[1] + [1]}", "E0504", "needs numbers"),
+    ("${" + "-" * 450 + "1}", "E0505", "nests too deeply"),
+    ("${'\x00'}", "E0501", "cannot parse"),
+])
+def test_expression_failures_are_expression_errors(text, code, words):
+    import time
+
+    from archspec.expressions import ExpressionError, resolve
+
+    start = time.perf_counter()
+    with pytest.raises(ExpressionError) as err:
+        resolve(text, ENV)
+    assert time.perf_counter() - start < 1.0
+    assert err.value.code == code and words in err.value.message, err.value.message
+    assert len(err.value.message) < 300  # values in messages are shortened
+
+
+@pytest.mark.parametrize("text, value", [
+    ("${2 ** 99}", 2 ** 99), ("${-(10 ** 29) - 10 ** 29}", -2 * 10 ** 29), ("${10 ** -400}", 0.0),
+    ("${round(10 ** 29, -30)}", 0), ("${round(2.5, 30)}", 2.5), ("${1 ** 10 ** 29}", 1),
+    ("${len(big + [1])}", 6001), ("${[xs, xs, xs]}", [[1, 2]] * 3), ("${1e300}", 1e300),
+    ("a${x}b${text[0]}", "a3by"), ("$huge", 10 ** 40),  # a lookup alone returns what YAML read
+])
+def test_expressions_within_the_bounds(text, value):
+    from archspec.expressions import resolve
+
+    assert resolve(text, ENV) == value
