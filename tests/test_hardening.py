@@ -302,3 +302,109 @@ def test_expressions_within_the_bounds(text, value):
     from archspec.expressions import resolve
 
     assert resolve(text, ENV) == value
+
+
+# -- extends: relative .yaml files inside the spec root, nothing else is read ---------
+
+SECRET = "archspec: 1\ninput: [3, 8, 8]\ngraph: the-secret-line\n"  # read, it would be quoted
+
+
+def child(directory, ref: str, name: str = "child.yaml"):
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text(f"archspec: 1\nextends: {ref}\ngraph:\n  relu: {{op: relu}}\n")
+    return path
+
+
+def extends_error(path, **kw) -> Diagnostic:
+    with pytest.raises(SpecError) as err:
+        archspec.load(path, **kw)
+    (d,) = err.value.diagnostics
+    return d
+
+
+@pytest.fixture
+def outside(tmp_path):
+    """A spec outside the root, with a schema error whose line an error would quote."""
+    (tmp_path / "outside").mkdir()
+    path = tmp_path / "outside" / "secret.yaml"
+    path.write_text(SECRET)
+    return path
+
+
+@pytest.mark.parametrize("make_ref, why", [
+    (lambda root, secret: str(secret), "is an absolute path"),
+    (lambda root, secret: "../outside/secret.yaml", "lies outside the spec root"),
+    (lambda root, secret: os.symlink(secret, root / "link.yaml") or "link.yaml", "lies outside the spec root"),
+    (lambda root, secret: os.symlink(secret.parent, root / "sub") or "sub/secret.yaml", "lies outside the spec root"),
+    (lambda root, secret: "../outside/no_such.yaml", "lies outside the spec root"),  # no hint whether it exists
+    (lambda root, secret: "secret.txt", "does not name a .yaml or .yml file"),
+    (lambda root, secret: "a\0b.yaml", "contains a NUL character"),
+    (lambda root, secret: os.symlink("loop.yaml", root / "loop.yaml") or "loop.yaml", "Too many levels of symbolic"),
+    (lambda root, secret: "x" * 300 + ".yaml", "File name too long"),
+    (lambda root, secret: ("y/" * 3000) + "p.yaml", "cannot be opened"),
+    (lambda root, secret: (root / "dir.yaml").mkdir() or "dir.yaml", "is not a regular file"),
+], ids=["absolute", "dotdot", "symlink-file", "symlink-dir", "dotdot-missing", "suffix", "nul", "loop",
+        "long-name", "long-path", "directory"])
+def test_extends_outside_the_rule_is_E0312_and_reads_nothing(tmp_path, monkeypatch, capsys, outside,
+                                                             make_ref, why):
+    monkeypatch.chdir(tmp_path / "outside")  # the cwd does not contain the spec: its root is its directory
+    root = tmp_path / "spec"
+    root.mkdir()
+    ref = make_ref(root, outside)
+    path = child(root, '"' + ref.replace("\0", "\\0") + '"')
+    d = extends_error(path)
+    assert (d.code, d.pos.line, d.pos.col) == ("E0312", 2, 10), d.render()
+    assert why in d.message, d.message
+    if why not in ("is not a regular file",):
+        assert d.hint.startswith("`extends:` takes a relative path to a .yaml or .yml file inside ")
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "the-secret-line" not in err and "Traceback" not in err
+
+
+def test_a_fifo_named_by_extends_is_not_opened(tmp_path, fifo):
+    os.rename(fifo, tmp_path / "parent.yaml")
+    child(tmp_path, "parent.yaml")
+    proc = run_archspec(["validate", "child.yaml"], tmp_path, timeout=30)
+    assert_located(proc, "E0312", "child.yaml")
+    assert "`extends: parent.yaml` is not a regular file" in proc.stderr
+
+
+def test_extends_within_the_root_still_works(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "parent.yaml").write_text(SMALL)
+    path = child(tmp_path / "base" / "variants", "../parent.yaml")
+    os.symlink(tmp_path / "base" / "parent.yaml", tmp_path / "base" / "variants" / "alias.yml")
+    child(tmp_path / "base" / "variants", "alias.yml", "via_link.yaml")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    # From elsewhere the root is the spec's own directory: `../parent.yaml` climbs out of it.
+    assert "lies outside the spec root" in extends_error(path).message
+    # A caller can widen the root; a link inside the root to a file inside it is fine.
+    assert archspec.load(path, spec_root=tmp_path / "base").parents[0].endswith("parent.yaml")
+    assert archspec.load(tmp_path / "base" / "variants" / "via_link.yaml", spec_root=tmp_path / "base").name
+    assert archspec.build(path, spec_root=tmp_path / "base", device="meta") is not None
+    # Run from a directory above the spec, the root is that directory.
+    monkeypatch.chdir(tmp_path / "base")
+    assert archspec.load("variants/child.yaml").parents == ("parent.yaml",)
+
+
+def test_a_parent_may_not_leave_the_root_either(tmp_path, monkeypatch, outside):
+    monkeypatch.chdir(tmp_path / "outside")
+    root = tmp_path / "spec"
+    child(root / "sub", "../../outside/secret.yaml", "parent.yaml")
+    path = child(root, "sub/parent.yaml")
+    d = extends_error(path)
+    assert d.code == "E0312" and d.pos.file.endswith("parent.yaml") and "outside the spec root" in d.message
+
+
+def test_extends_in_text_resolves_inside_the_current_directory(tmp_path, monkeypatch, outside):
+    monkeypatch.chdir(tmp_path / "outside")
+    (tmp_path / "outside" / "base.yaml").write_text(SMALL)
+    text = "archspec: 1\nextends: {}\ngraph:\n  relu: {{op: relu}}\n"
+    assert archspec.loads(text.format("base.yaml")).parents == ("base.yaml",)
+    with pytest.raises(SpecError) as err:
+        archspec.loads(text.format("../spec.yaml"))
+    assert err.value.code == "E0312" and "outside the spec root" in str(err.value)
