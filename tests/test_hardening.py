@@ -408,3 +408,295 @@ def test_extends_in_text_resolves_inside_the_current_directory(tmp_path, monkeyp
     with pytest.raises(SpecError) as err:
         archspec.loads(text.format("../spec.yaml"))
     assert err.value.code == "E0312" and "outside the spec root" in str(err.value)
+
+
+# -- build -o: only regular files replaced, failures are E0605, SIGTERM cleans up -----
+
+@pytest.fixture
+def small(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "small.yaml").write_text(SMALL)
+    return tmp_path / "small.yaml"
+
+
+def leftovers(directory) -> list:
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith(".archspec-"))
+
+
+def test_build_output_is_never_a_device_fifo_or_directory(small, fifo, capsys):
+    os.symlink(fifo, small.parent / "link.pt")
+    (small.parent / "dir.pt").mkdir()
+    for target, why in ((fifo, "it exists and is not a regular file"), ("link.pt", "it exists and is not a regular"),
+                        ("dir.pt", "it is a directory")):
+        assert main(["build", "small.yaml", "-o", str(target)]) == 2
+        err = capsys.readouterr().err
+        assert f"archspec: error[E0605]: cannot write {target}: {why}" in err, err
+    assert stat_is_fifo(fifo) and (small.parent / "dir.pt").is_dir() and leftovers(small.parent) == []
+
+
+def stat_is_fifo(path) -> bool:
+    import stat
+
+    return stat.S_ISFIFO(os.stat(path).st_mode)
+
+
+def test_build_output_never_replaces_the_spec_it_read(small, capsys):
+    (small.parent / "child.yaml").write_text("archspec: 1\nextends: small.yaml\ninput: [3, 4, 4]\n")
+    for target in ("small.yaml", "./small.yaml"):
+        assert main(["build", "child.yaml", "-o", target]) == 2
+        assert "error[E0605]: cannot write" in capsys.readouterr().err
+    assert small.read_text() == SMALL
+
+
+class _FullDisk:
+    """A file on a disk that fills up after `room` bytes."""
+
+    def __init__(self, file, room: int):
+        self.file, self.room = file, room
+
+    def write(self, data):
+        if len(data) > self.room:
+            import errno
+
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return self.file.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+
+@pytest.mark.parametrize("room", [0, 500], ids=["first-write", "mid-save"])
+def test_a_full_disk_is_E0605_and_keeps_the_previous_file(small, capsys, monkeypatch, room):
+    # After 500 bytes torch.save reports the failed write as a RuntimeError about
+    # stream positions; it must still be reported as the disk being full.
+    import types
+
+    import archspec.atomic as atomic
+
+    fake_os = types.SimpleNamespace(**{name: getattr(os, name) for name in dir(os) if not name.startswith("__")})
+    fake_os.fdopen = lambda fd, mode: _FullDisk(os.fdopen(fd, mode), room)
+    monkeypatch.setattr(atomic, "os", fake_os)
+    (small.parent / "out.pt").write_bytes(b"previous")
+    assert main(["build", "small.yaml", "-o", "out.pt"]) == 2
+    err = capsys.readouterr().err
+    assert "archspec: error[E0605]: cannot write out.pt: No space left on device" in err, err
+    assert (small.parent / "out.pt").read_bytes() == b"previous" and leftovers(small.parent) == []
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_writing_to_dev_full_is_E0605(small, capsys, monkeypatch):
+    # The temporary file is /dev/full, whose writes fail with ENOSPC as a full disk's do.
+    import archspec.atomic as atomic
+
+    def on_dev_full(prefix, suffix, dir):
+        path = os.path.join(dir, prefix + "full" + suffix)
+        open(path, "wb").close()
+        return os.open("/dev/full", os.O_WRONLY), path
+
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", on_dev_full)
+    (small.parent / "out.pt").write_bytes(b"previous")
+    assert main(["build", "small.yaml", "-o", "out.pt"]) == 2
+    assert "archspec: error[E0605]: cannot write out.pt: No space left on device" in capsys.readouterr().err
+    assert (small.parent / "out.pt").read_bytes() == b"previous" and leftovers(small.parent) == []
+
+
+SIGTERM_DURING_SAVE = """
+    import os, signal, sys, time
+    import torch
+    from archspec.cli import main
+
+    {setup}
+    def save(obj, f):  # SIGTERM arrives halfway through writing the weights
+        f.write(b"half of the weights")
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.5)  # the handler runs before this returns
+        f.write(b"the other half")
+    torch.save = save
+    status = main(["build", "small.yaml", "-o", "out.pt"])
+    print("status", status, "handler restored:", signal.getsignal(signal.SIGTERM) == {handler},
+          "own handler ran:", len(globals().get("calls", [])))
+"""
+
+
+def test_sigterm_during_build_output_removes_the_temporary_file(small):
+    (small.parent / "out.pt").write_bytes(b"previous")
+    proc = run_python(SIGTERM_DURING_SAVE.format(setup="", handler="signal.SIG_DFL"), small.parent)
+    assert proc.returncode == -15, (proc.returncode, proc.stdout, proc.stderr)  # ended by the signal itself
+    assert (small.parent / "out.pt").read_bytes() == b"previous" and leftovers(small.parent) == []
+
+
+def test_sigterm_with_a_handler_of_its_own_is_E0605(small):
+    setup = "calls = []; own = lambda *a: calls.append(1); signal.signal(signal.SIGTERM, own)"
+    proc = run_python(SIGTERM_DURING_SAVE.format(setup=setup, handler="own"), small.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert "archspec: error[E0605]: cannot write out.pt: interrupted by SIGTERM" in proc.stderr
+    assert "status 2 handler restored: True own handler ran: 1" in proc.stdout
+    assert not (small.parent / "out.pt").exists() and leftovers(small.parent) == []
+
+
+def test_an_ignored_sigterm_stays_ignored(small):
+    setup = "signal.signal(signal.SIGTERM, signal.SIG_IGN)"
+    proc = run_python(SIGTERM_DURING_SAVE.format(setup=setup, handler="signal.SIG_IGN"), small.parent)
+    assert proc.returncode == 0 and "status 0 handler restored: True" in proc.stdout, proc.stderr
+    assert (small.parent / "out.pt").read_bytes() == b"half of the weightsthe other half"
+
+
+def test_writing_from_another_thread_installs_no_handler(tmp_path):
+    import signal
+    import threading
+
+    from archspec.atomic import atomic_output
+
+    seen = []
+
+    def write():
+        with atomic_output(tmp_path / "out.bin") as f:
+            seen.append(signal.getsignal(signal.SIGTERM))
+            f.write(b"data")
+
+    before = signal.getsignal(signal.SIGTERM)
+    thread = threading.Thread(target=write)
+    thread.start()
+    thread.join()
+    assert seen == [before] and (tmp_path / "out.bin").read_bytes() == b"data"
+    with atomic_output(tmp_path / "out.bin") as f:  # in the main thread, for the write only
+        assert signal.getsignal(signal.SIGTERM) != before
+        f.write(b"again")
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+# -- load_built: a damaged or edited artifact is E0107, never a raw exception ----------
+
+@pytest.fixture
+def artifact(tmp_path):
+    """A good artifact's payload, and a function that saves a changed copy and loads it."""
+    import torch
+
+    spec = archspec.loads(SMALL.replace("graph:\n", "name: small\ngraph:\n") + "  bn: {op: bn}\n")
+    archspec.save_built(spec, archspec.build(spec), tmp_path / "good.pt")
+    good = torch.load(tmp_path / "good.pt", weights_only=True)
+
+    def load(change) -> SpecError:
+        payload = {**good, "state_dict": dict(good["state_dict"])}
+        change(payload)
+        torch.save(payload, tmp_path / "bad.pt")
+        with pytest.raises(SpecError) as err:
+            archspec.load_built(tmp_path / "bad.pt")
+        return err.value
+
+    return good, load
+
+
+def _set(key, value):
+    return lambda p: p.update({key: value})
+
+
+def _set_weight(key, value):
+    return lambda p: p["state_dict"].update({key: value})
+
+
+DEEP_SPEC = "archspec: 1\ninput: " + "[" * DEEP + "3" + "]" * DEEP + "\n"
+
+
+@pytest.mark.parametrize("change, words", [
+    (_set("extra", 1), "has unexpected key `extra`"),
+    (lambda p: p.pop("name"), "lacks key `name`"),
+    (lambda p: p.pop("state_dict"), "lacks key `state_dict`"),
+    (_set("spec", 3), "`spec` is int, not text"),
+    (_set("name", ["small"]), "`name` is list, not text"),
+    (_set("state_dict", [1, 2]), "`state_dict` is list, not a mapping"),
+    (_set_weight("conv.weight", 3), "maps 'conv.weight' to int"),
+    (_set_weight(3, None), "maps 3 to NoneType"),
+    (_set("spec", "graph: [\n"), "its spec is not valid: YAML syntax"),
+    (lambda p: p.update(spec=p["spec"].replace("op: conv", "op: conv2d")), "unknown op `conv2d` (error[E0301]"),
+    (lambda p: p.update(spec=p["spec"].replace("k: 3", "k: 30")), "(error[E0404]"),
+    (lambda p: p.update(spec="extends: ../x.yaml\n" + p["spec"]), "its spec has `extends:`"),
+    (_set("spec", DEEP_SPEC), "nests deeper than 100 levels (error[E0311]"),
+    (_set("name", "other"), "its name `other` differs from its spec's `small`"),
+    (lambda p: p["state_dict"].pop("bn.running_var"), "missing key `bn.running_var`"),
+    (_set_weight("extra.weight", __import__("torch").zeros(1)), "unexpected key `extra.weight`"),
+    (_set_weight("conv.weight", __import__("torch").zeros(2, 2)), "`conv.weight` has shape [2, 2] in the file, "
+                                                                   "the spec makes [4, 3, 3, 3]"),
+    (_set_weight("conv.weight", __import__("torch").zeros(4, 3, 3, 3, dtype=__import__("torch").complex64)),
+     "holds torch.complex64 values"),
+    # An edited spec describing a huge network is compared with the file before any weight exists.
+    (lambda p: p.update(spec=p["spec"].replace("out: 4", "out: 100000000000")), "the spec makes [100000000000"),
+], ids=lambda v: None if callable(v) else v[:30])
+def test_a_damaged_artifact_is_E0107(artifact, change, words):
+    good, load = artifact
+    err = load(change)
+    (d,) = err.diagnostics
+    assert d.code == "E0107" and d.message.startswith("artifact is damaged: ") and words in d.message, d.message
+
+
+def test_the_untouched_artifact_still_loads(artifact, tmp_path):
+    import torch
+
+    good, load = artifact
+    net = archspec.load_built(tmp_path / "good.pt")
+    assert torch.equal(net.state_dict()["conv.weight"], good["state_dict"]["conv.weight"])
+    half = {**good, "state_dict": {k: v.half() if v.is_floating_point() else v for k, v in good["state_dict"].items()}}
+    torch.save(half, tmp_path / "half.pt")  # another precision is converted, as load_state_dict does
+    assert archspec.load_built(tmp_path / "half.pt") is not None
+
+
+@pytest.mark.parametrize("payload, words", [
+    ([1, 2], "is not an archspec build (archspec.built/1)"),
+    ({"format": "other"}, "is not an archspec build"),
+    ({"format": b"archspec.built/1"}, "is not an archspec build"),
+    (None, "is not an archspec build: torch.load failed"),  # not a torch file at all
+])
+def test_a_file_that_is_not_an_artifact_is_E0106(tmp_path, payload, words):
+    import torch
+
+    path = tmp_path / "x.pt"
+    if payload is None:
+        path.write_bytes(b"not a torch file")
+    else:
+        torch.save(payload, path)
+    with pytest.raises(SpecError) as err:
+        archspec.load_built(path)
+    assert err.value.code == "E0106" and words in str(err.value)
+
+
+def test_unreadable_artifact_paths_are_E0106(tmp_path):
+    (tmp_path / "dir.pt").mkdir()
+    os.symlink("loop.pt", tmp_path / "loop.pt")
+    for path, words in ((tmp_path / "dir.pt", "is a directory"), (tmp_path / "loop.pt", "symbolic links"),
+                        (str(tmp_path / "a\0b.pt"), "cannot read"), (tmp_path / "none.pt", "no such file")):
+        with pytest.raises(SpecError) as err:
+            archspec.load_built(path)
+        assert err.value.code == "E0106" and words in str(err.value), str(err.value)
+
+
+def test_a_fifo_is_not_loaded_as_an_artifact(fifo):
+    proc = run_python(f"""
+        import archspec
+        try:
+            archspec.load_built({str(fifo)!r})
+        except archspec.SpecError as exc:
+            print(exc.code, exc)
+    """, fifo.parent, timeout=30)
+    assert proc.returncode == 0 and proc.stdout.startswith("E0106 ") and "is not a regular file" in proc.stdout
+
+
+def test_an_artifact_embedding_a_deeply_nested_spec_is_a_spec_error(tmp_path):
+    # In a subprocess: composing this spec crashed the interpreter with SIGSEGV.
+    proc = run_python(f"""
+        import torch, archspec
+        torch.save({{"format": "archspec.built/1", "name": "deep", "spec": {DEEP_SPEC!r},
+                    "state_dict": {{}}}}, "deep.pt")
+        try:
+            archspec.load_built("deep.pt")
+        except archspec.SpecError as exc:
+            print(exc.code)
+    """, tmp_path, timeout=60)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    assert proc.stdout.split() == ["E0107"]
