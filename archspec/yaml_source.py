@@ -18,6 +18,7 @@ import stat
 import yaml
 
 from .diagnostics import Position, error
+from .expressions import MAX_INTEGER
 
 MAX_DOCUMENT_BYTES = 2_000_000
 # Values visited while converting, aliases counted once per use: stops "billion
@@ -75,11 +76,33 @@ def make_map(items: dict, pos: Position) -> SourceMap:
 
 
 def load_text(text: str, file: str):
+    node = _compose(text, file)
+    if node is None:
+        raise error("E0101", "the document is empty", Position(file, 1, 1))
+    _check_expanded_size(node, file)
+    document = _Converter(file).convert(node)
+    if not isinstance(document, SourceMap):
+        raise error("E0201", f"a spec is a mapping of keys (input:, graph:, ...), this file holds "
+                    f"{type(document).__name__} {str(document)[:40]!r}", _pos(file, node))
+    return document
+
+
+def load_value(text: str, file: str):
+    """One YAML value (a `--set KEY=VALUE`), read with every check a spec gets; None
+    when the text holds nothing."""
+    node = _compose(text, file)
+    if node is None:
+        return None
+    _check_expanded_size(node, file)
+    return _Converter(file).convert(node)
+
+
+def _compose(text: str, file: str):
     if len(text.encode("utf-8", errors="ignore")) > MAX_DOCUMENT_BYTES:
         raise _too_large(file)
     try:
         _check_nesting(text, file)  # first: the C composer recurses once per level
-        node = yaml.compose(text, Loader=_Loader)
+        return yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(exc, text, file) from None
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow, such as NUL
@@ -90,14 +113,6 @@ def load_text(text: str, file: str):
                     Position(file, line, col), "remove control characters from the file") from None
     except yaml.YAMLError as exc:
         raise error("E0101", f"YAML syntax: {str(exc).splitlines()[0]}", Position(file, 1, 1)) from None
-    if node is None:
-        raise error("E0101", "the document is empty", Position(file, 1, 1))
-    _check_expanded_size(node, file)
-    document = _Converter(file).convert(node)
-    if not isinstance(document, SourceMap):
-        raise error("E0201", f"a spec is a mapping of keys (input:, graph:, ...), this file holds "
-                    f"{type(document).__name__} {str(document)[:40]!r}", _pos(file, node))
-    return document
 
 
 def _too_large(file: str):
@@ -273,11 +288,15 @@ class _Converter:
                         f"remove the `!!{tag[len(_CORE):]}` tag, or write a value of that type")
         try:  # the constructor itself, not construct_object, which caches every node it sees
             value = _scalar_builder.yaml_constructors[tag](_scalar_builder, node)
-        except ValueError as exc:  # an integer of thousands of digits
-            raise error("E0201", f"cannot read this number: {exc}", self.pos(node)) from None
+        except ValueError:  # thousands of decimal digits: Python refuses to convert them
+            value = MAX_INTEGER
+        # Hex and binary digits have no such limit, and printing the number would fail.
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= MAX_INTEGER:
+            raise error("E0201", f"`{_short(node.value)}` is too large: whole numbers in a spec stay "
+                        "below 10**30", self.pos(node))
         if isinstance(value, float) and not math.isfinite(value):
-            raise error("E0201", f"`{node.value}` is not a finite number; a spec has no use for it",
-                        self.pos(node), f"quote it if you mean the text: '{node.value}'")
+            raise error("E0201", f"`{_short(node.value)}` is not a finite number; a spec has no use for it",
+                        self.pos(node), f"quote it if you mean the text: '{_short(node.value)}'")
         return value
 
     def _key(self, key_node):

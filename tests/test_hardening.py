@@ -700,3 +700,30 @@ def test_an_artifact_embedding_a_deeply_nested_spec_is_a_spec_error(tmp_path):
     """, tmp_path, timeout=60)
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
     assert proc.stdout.split() == ["E0107"]
+
+
+# -- a single YAML value (for --set), read with the same checks --------------------
+
+@pytest.mark.parametrize("text, code", [
+    ("[" * DEEP + "1" + "]" * DEEP, "E0311"),  # yaml.safe_load raised RecursionError
+    ("9" * 5000, "E0201"),                      # int() of 5,000 digits raised ValueError
+    ("[.nan]", "E0201"), ("!!python/name:os.system", "E0103"), ("[1, 2", "E0101"),
+])
+def test_one_yaml_value_is_read_with_the_checks_a_spec_gets(text, code):
+    with pytest.raises(SpecError) as err:
+        yaml_source.load_value(text, "--set x")
+    assert err.value.code == code and err.value.diagnostics[0].pos.file == "--set x"
+
+
+def test_one_yaml_value():
+    assert yaml_source.load_value("[2, 2, 2, 2]", "--set x") == [2, 2, 2, 2]
+    assert yaml_source.load_value("{0: a}", "--set x") == {"0": "a"}
+    assert yaml_source.load_value("", "--set x") is None
+
+
+@pytest.mark.parametrize("value", ["1" + "0" * 30, "-1" + "0" * 30, "0x" + "f" * 4000, "0b" + "1" * 120, "9" * 5000])
+def test_whole_numbers_in_a_spec_stay_below_10_to_the_30(value):
+    with pytest.raises(SpecError) as err:
+        yaml_source.load_text(f"v: {value}\n", "t.yaml")
+    assert err.value.code == "E0201" and "too large: whole numbers in a spec stay below 10**30" in str(err.value)
+    assert yaml_source.load_text("v: " + "9" * 30 + "\n", "t.yaml")["v"] == 10 ** 30 - 1
