@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import reprlib
+import zipfile
 
 import torch
 import yaml
@@ -81,6 +82,7 @@ def _read(path, shown: str, device):
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
         raise error("E0106", f"cannot read {shown}: {getattr(exc, 'strerror', None) or exc}") from None
     with f:
+        _check_archive(f, shown)
         try:
             payload = torch.load(f, map_location=device or "cpu", weights_only=True)
         except Exception as exc:  # torch raises many kinds for a file that is not its format
@@ -90,6 +92,23 @@ def _read(path, shown: str, device):
         raise error("E0106", f"{shown} is not an archspec build ({FORMAT})")
     _check_shape_of(payload, shown)
     return payload
+
+
+def _check_archive(f, shown: str) -> None:
+    """torch.save writes a zip archive of stored (uncompressed) entries. Compressed or
+    overlapping entries could make torch.load inflate far more than the file holds,
+    so an archive that is not so is refused before torch reads it."""
+    try:
+        with zipfile.ZipFile(f) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
+        raise error("E0106", f"{shown} is not an archspec build: not a zip archive as torch.save writes",
+                    hint="`archspec build -o FILE` writes one") from None
+    if any(e.compress_type != zipfile.ZIP_STORED for e in entries) or \
+            sum(e.file_size for e in entries) > os.fstat(f.fileno()).st_size:
+        raise error("E0106", f"{shown} is not an archspec build: its entries would expand to more than "
+                    "the file holds (torch.save never compresses them)")
+    f.seek(0)
 
 
 def _damaged(shown: str, what: str):

@@ -651,7 +651,9 @@ def test_the_untouched_artifact_still_loads(artifact, tmp_path):
     ([1, 2], "is not an archspec build (archspec.built/1)"),
     ({"format": "other"}, "is not an archspec build"),
     ({"format": b"archspec.built/1"}, "is not an archspec build"),
-    (None, "is not an archspec build: torch.load failed"),  # not a torch file at all
+    (None, "is not an archspec build: not a zip archive as torch.save writes"),  # not a torch file at all
+    ("legacy", "not a zip archive"),  # torch's old format, which archspec never writes
+    ("zip", "torch.load failed (RuntimeError)"),  # a zip archive, but not torch's
 ])
 def test_a_file_that_is_not_an_artifact_is_E0106(tmp_path, payload, words):
     import torch
@@ -659,6 +661,13 @@ def test_a_file_that_is_not_an_artifact_is_E0106(tmp_path, payload, words):
     path = tmp_path / "x.pt"
     if payload is None:
         path.write_bytes(b"not a torch file")
+    elif payload == "zip":
+        import zipfile
+
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("hello.txt", "hello")
+    elif payload == "legacy":
+        torch.save({"format": "archspec.built/1"}, path, _use_new_zipfile_serialization=False)
     else:
         torch.save(payload, path)
     with pytest.raises(SpecError) as err:
@@ -727,3 +736,20 @@ def test_whole_numbers_in_a_spec_stay_below_10_to_the_30(value):
         yaml_source.load_text(f"v: {value}\n", "t.yaml")
     assert err.value.code == "E0201" and "too large: whole numbers in a spec stay below 10**30" in str(err.value)
     assert yaml_source.load_text("v: " + "9" * 30 + "\n", "t.yaml")["v"] == 10 ** 30 - 1
+
+
+def test_an_archive_that_would_inflate_is_refused_before_torch_reads_it(artifact, tmp_path):
+    import zipfile
+
+    good = zipfile.ZipFile(tmp_path / "good.pt")
+    with zipfile.ZipFile(tmp_path / "deflated.pt", "w", zipfile.ZIP_DEFLATED) as out:  # loads in torch
+        for entry in good.infolist():
+            out.writestr(entry.filename, good.read(entry.filename))
+    with zipfile.ZipFile(tmp_path / "bomb.pt", "w") as out:  # 100 MB of zeros in a file of 100 KB
+        for entry in good.infolist():
+            out.writestr(entry.filename, good.read(entry.filename))
+        out.writestr("archive/data/9", b"\0" * 100_000_000, zipfile.ZIP_DEFLATED)
+    for name in ("deflated.pt", "bomb.pt"):
+        with pytest.raises(SpecError) as err:
+            archspec.load_built(tmp_path / name)
+        assert err.value.code == "E0106" and "would expand to more than the file holds" in str(err.value)
