@@ -15,6 +15,7 @@ import sys
 import textwrap
 
 import pytest
+import torch
 
 import archspec
 import archspec.diagnostics as diagnostics
@@ -26,13 +27,13 @@ from conftest import ROOT
 SMALL = "archspec: 1\ninput: [3, 8, 8]\ngraph:\n  conv: {op: conv, out: 4, k: 3}\n"
 
 
-def run_python(code: str, cwd, timeout: float = 60) -> subprocess.CompletedProcess:
+def run_python(code: str, cwd, timeout: float = 30) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
-def run_archspec(args, cwd, timeout: float = 60) -> subprocess.CompletedProcess:
+def run_archspec(args, cwd, timeout: float = 30) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "archspec", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
@@ -577,8 +578,6 @@ def test_writing_from_another_thread_installs_no_handler(tmp_path):
 @pytest.fixture
 def artifact(tmp_path):
     """A good artifact's payload, and a function that saves a changed copy and loads it."""
-    import torch
-
     spec = archspec.loads(SMALL.replace("graph:\n", "name: small\ngraph:\n") + "  bn: {op: bn}\n")
     archspec.save_built(spec, archspec.build(spec), tmp_path / "good.pt")
     good = torch.load(tmp_path / "good.pt", weights_only=True)
@@ -621,25 +620,22 @@ DEEP_SPEC = "archspec: 1\ninput: " + "[" * DEEP + "3" + "]" * DEEP + "\n"
     (_set("spec", DEEP_SPEC), "nests deeper than 100 levels (error[E0311]"),
     (_set("name", "other"), "its name `other` differs from its spec's `small`"),
     (lambda p: p["state_dict"].pop("bn.running_var"), "missing key `bn.running_var`"),
-    (_set_weight("extra.weight", __import__("torch").zeros(1)), "unexpected key `extra.weight`"),
-    (_set_weight("conv.weight", __import__("torch").zeros(2, 2)), "`conv.weight` has shape [2, 2] in the file, "
-                                                                   "the spec makes [4, 3, 3, 3]"),
-    (_set_weight("conv.weight", __import__("torch").zeros(4, 3, 3, 3, dtype=__import__("torch").complex64)),
-     "holds torch.complex64 values"),
+    (_set_weight("extra.weight", torch.zeros(1)), "unexpected key `extra.weight`"),
+    (_set_weight("conv.weight", torch.zeros(2, 2)),
+     "`conv.weight` has shape [2, 2] in the file, the spec makes [4, 3, 3, 3]"),
+    (_set_weight("conv.weight", torch.zeros(4, 3, 3, 3, dtype=torch.complex64)), "holds torch.complex64 values"),
     # An edited spec describing a huge network is compared with the file before any weight exists.
     (lambda p: p.update(spec=p["spec"].replace("out: 4", "out: 100000000000")), "the spec makes [100000000000"),
 ], ids=lambda v: None if callable(v) else v[:30])
 def test_a_damaged_artifact_is_E0107(artifact, change, words):
-    good, load = artifact
+    _, load = artifact
     err = load(change)
     (d,) = err.diagnostics
     assert d.code == "E0107" and d.message.startswith("artifact is damaged: ") and words in d.message, d.message
 
 
 def test_the_untouched_artifact_still_loads(artifact, tmp_path):
-    import torch
-
-    good, load = artifact
+    good, _ = artifact
     net = archspec.load_built(tmp_path / "good.pt")
     assert torch.equal(net.state_dict()["conv.weight"], good["state_dict"]["conv.weight"])
     half = {**good, "state_dict": {k: v.half() if v.is_floating_point() else v for k, v in good["state_dict"].items()}}
@@ -656,8 +652,6 @@ def test_the_untouched_artifact_still_loads(artifact, tmp_path):
     ("zip", "torch.load failed (RuntimeError)"),  # a zip archive, but not torch's
 ])
 def test_a_file_that_is_not_an_artifact_is_E0106(tmp_path, payload, words):
-    import torch
-
     path = tmp_path / "x.pt"
     if payload is None:
         path.write_bytes(b"not a torch file")
