@@ -24,7 +24,7 @@ def atomic_output(path: str | os.PathLike, mode: str = "wb"):
     removed and `path` keeps what it held. A failed write (a full disk, a quota, no
     permission) is raised as E0605 naming the file and the reason."""
     path = os.fspath(path)
-    _check_target(path)
+    check_output_path(path)
     tmp = out = None
     try:
         with _terminating_signals_raise():
@@ -48,7 +48,9 @@ def atomic_output(path: str | os.PathLike, mode: str = "wb"):
         raise
 
 
-def _check_target(path: str) -> None:
+def check_output_path(path: str) -> None:
+    """Raise E0605 unless `path` is absent or a regular file: the check atomic_output
+    makes first, for callers that want it before the work that produces the file."""
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
