@@ -6,6 +6,10 @@ raises them as exceptions. Codes are stable and documented in docs/errors.md.
 """
 from __future__ import annotations
 
+import os
+import re
+import stat
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,18 +94,59 @@ def error(code: str, message: str, pos: Position | None = None, hint: str | None
     return SpecError(Diagnostic(code, message, pos, hint, trace))
 
 
+# Source lines quoted under diagnostics: each file is read once (a run that prints
+# thousands of diagnostics must not read it thousands of times), only if it is a
+# regular file, and no more of it than a spec may hold.
+MAX_SOURCE_BYTES = 2_000_001
+MAX_SHOWN_CHARS = 8_000  # a longer line is quoted as a window around the column
+_SOURCE_CACHE: OrderedDict = OrderedDict()
+_SOURCE_CACHE_SIZE = 16
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # what YAML counts as a line break
+
+
 def _caret_lines(pos: Position) -> list[str]:
+    lines = _source_lines(pos.file)
+    if not 1 <= pos.line <= len(lines):
+        return []
+    text, col = _window(lines[pos.line - 1], pos.col)
+    gutter = " " * len(str(pos.line))
+    return [f"{gutter} |", f"{pos.line} | {text}", f"{gutter} | {' ' * (col - 1)}^"]
+
+
+def _window(text: str, col: int) -> tuple[str, int]:
+    """The line, or the part of it around `col` when it is too long to quote whole."""
+    if len(text) <= MAX_SHOWN_CHARS:
+        return text, col
+    start = max(0, min(col - 1 - MAX_SHOWN_CHARS // 2, len(text) - MAX_SHOWN_CHARS))
+    part = text[start:start + MAX_SHOWN_CHARS]
+    prefix = "..." if start else ""
+    suffix = "..." if start + MAX_SHOWN_CHARS < len(text) else ""
+    return prefix + part + suffix, col - start + len(prefix)
+
+
+def _source_lines(file: str) -> list[str]:
     try:
-        with open(pos.file, encoding="utf-8") as f:
-            for number, text in enumerate(f, start=1):
-                if number == pos.line:
-                    text = text.rstrip("\n")
-                    gutter = " " * len(str(pos.line))
-                    return [f"{gutter} |", f"{pos.line} | {text}",
-                            f"{gutter} | {' ' * (pos.col - 1)}^"]
-    except OSError:
-        pass
-    return []
+        st = os.stat(file)
+    except (OSError, ValueError):
+        return []
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would block, /dev/zero never end
+        return []
+    # The key changes when the file does: tests rewrite files under one relative name.
+    key = (os.path.abspath(file), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    lines = _SOURCE_CACHE.get(key)
+    if lines is None:
+        from .yaml_source import read_regular_file
+
+        try:
+            data = read_regular_file(file, MAX_SOURCE_BYTES)
+        except (OSError, ValueError):
+            return []
+        lines = _LINE_BREAK.split(data.decode("utf-8", errors="replace"))
+        if len(_SOURCE_CACHE) >= _SOURCE_CACHE_SIZE:
+            _SOURCE_CACHE.popitem(last=False)
+    _SOURCE_CACHE[key] = lines
+    _SOURCE_CACHE.move_to_end(key)
+    return lines
 
 
 MAX_SUGGESTION_CANDIDATES = 2000
@@ -126,5 +171,5 @@ def display_path(path: str | Path) -> str:
     p = Path(path)
     try:
         return str(p.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):  # outside the cwd; a NUL byte; a symlink loop
         return str(p)

@@ -7,6 +7,11 @@ lists, names of the spec's arguments, arithmetic, comparisons, `and`/`or`/`not`,
 `a if c else b`, indexing, and the functions in `FUNCTIONS`; nothing else parses.
 Python's parser reads the text; this module walks the tree and computes the value
 itself, so no construct outside that list can run.
+
+Every value an expression makes is bounded, so that no chain of arguments, each
+doubling the last, can grow one without limit: whole numbers stay below 10**30
+(a power is refused before it is computed), floats are finite, lists hold at most
+MAX_ITEMS values (nested ones counted) and interpolated text MAX_TEXT_CHARS.
 """
 from __future__ import annotations
 
@@ -14,10 +19,16 @@ import ast
 import math
 import operator
 import re
+import reprlib
 
 _WHOLE_NAME = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
 _PLACEHOLDER = re.compile(r"\$\{([^{}]*)\}")
 MAX_EXPRESSION_CHARS = 500
+MAX_INTEGER = 10 ** 30      # every whole number an expression makes is smaller than this
+MAX_ITEMS = 10_000          # values in a list an expression makes, nested lists included
+MAX_LIST_DEPTH = 32
+MAX_TEXT_CHARS = 10_000     # length of text made by interpolation
+MAX_ROUND_DIGITS = 30       # round(x, n): |n| at most this (10 ** n is computed)
 
 
 class ExpressionError(Exception):
@@ -69,8 +80,20 @@ def resolve(value, env: dict):
     if match:
         return evaluate(match.group(1), env)
     if _PLACEHOLDER.search(value):
-        return _PLACEHOLDER.sub(lambda m: _as_text(evaluate(m.group(1), env)), value)
+        return _interpolate(value, env)
     return value
+
+
+def _interpolate(template: str, env: dict) -> str:
+    parts, length, end = [], 0, 0
+    for match in _PLACEHOLDER.finditer(template):
+        parts += [template[end:match.start()], _as_text(evaluate(match.group(1), env))]
+        length += len(parts[-2]) + len(parts[-1])
+        if length > MAX_TEXT_CHARS:  # checked as it grows: text made from text can double each time
+            raise ExpressionError("E0504", f"text made with ${{...}} would be longer than "
+                                  f"{MAX_TEXT_CHARS:,} characters")
+        end = match.end()
+    return "".join(parts) + template[end:]
 
 
 def _as_text(value) -> str:
@@ -84,14 +107,24 @@ def evaluate(text: str, env: dict):
         raise ExpressionError("E0505", f"expression longer than {MAX_EXPRESSION_CHARS} characters")
     try:
         tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError as exc:
-        raise ExpressionError("E0501", f"cannot parse expression `{text.strip()}`: {exc.msg}") from None
+    except (SyntaxError, ValueError) as exc:  # ValueError: a NUL byte, on some Pythons
+        reason = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+        raise ExpressionError("E0501", f"cannot parse expression `{text.strip()}`: {reason}") from None
+    except (RecursionError, MemoryError):
+        raise ExpressionError("E0505", "expression nests too deeply") from None
     try:
         return _Evaluator(env).visit(tree.body)
     except OverflowError:
         raise ExpressionError("E0504", f"`{text.strip()}` overflows: the number is too large") from None
     except RecursionError:
         raise ExpressionError("E0505", "expression nests too deeply") from None
+
+
+def _round(number, ndigits=None):
+    # round(1, -10**9) would compute 10 ** 10**9.
+    if isinstance(ndigits, int) and abs(ndigits) > MAX_ROUND_DIGITS:
+        raise ValueError(f"ndigits must lie between -{MAX_ROUND_DIGITS} and {MAX_ROUND_DIGITS}, got {ndigits}")
+    return round(number, ndigits)
 
 
 def make_divisible(value, divisor=8, min_value=None):
@@ -132,7 +165,7 @@ def _floor(value):
 
 
 FUNCTIONS = {
-    "min": min, "max": max, "abs": abs, "int": int, "round": round, "len": len, "float": float,
+    "min": min, "max": max, "abs": abs, "int": int, "round": _round, "len": len, "float": float,
     "ceil": _ceil, "floor": _floor, "sum": _sum, "make_divisible": make_divisible, "round_up": round_up,
 }
 _BINARY = {
@@ -148,7 +181,8 @@ _COMPARE = {
 _CONSTANT_NAMES = {"true": True, "false": False, "null": None, "True": True, "False": False,
                    "None": None}
 _NUMBER = (int, float)
-MAX_POWER_RESULT = 10 ** 30
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxlong = _SHORT.maxother = 40
 
 
 def _lookup(name: str, env: dict):
@@ -172,6 +206,11 @@ class _Evaluator(ast.NodeVisitor):
     def __init__(self, env: dict):
         self.env = env
 
+    def visit(self, node):
+        value = super().visit(node)
+        _check_number(value, node)
+        return value
+
     def generic_visit(self, node):
         raise ExpressionError("E0505", f"`{type(node).__name__}` is not allowed in expressions",
                               "expressions admit arithmetic, comparisons, and/or/not, "
@@ -186,7 +225,7 @@ class _Evaluator(ast.NodeVisitor):
         return _lookup(node.id, self.env)
 
     def visit_List(self, node):
-        return [self.visit(e) for e in node.elts]
+        return _check_list([self.visit(e) for e in node.elts], node)
 
     visit_Tuple = visit_List
 
@@ -206,13 +245,13 @@ class _Evaluator(ast.NodeVisitor):
         left, right = self.visit(node.left), self.visit(node.right)
         symbol = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//",
                   ast.Mod: "%", ast.Pow: "**"}[type(node.op)]
-        both_lists = isinstance(left, list) and isinstance(right, list)
-        if not (both_lists and symbol == "+"):
-            _need_numbers(f"`{symbol}`", left, right)
-        if symbol in ("/", "//", "%") and right == 0:
-            raise ExpressionError("E0503", f"division by zero in `{_show(left)} {symbol} 0`")
-        if symbol == "**" and (abs(right) > 64 or abs(left) > 10 ** 6):
-            raise ExpressionError("E0504", f"`{_show(left)} ** {_show(right)}` is too large")
+        if symbol == "+" and isinstance(left, list) and isinstance(right, list):
+            return _check_list(left + right, node)  # the one operator lists take
+        _need_numbers(f"`{symbol}`", left, right)
+        if (symbol in ("/", "//", "%") and right == 0) or (symbol == "**" and left == 0 and right < 0):
+            raise ExpressionError("E0503", f"division by zero in `{_show(left)} {symbol} {_show(right)}`")
+        if symbol == "**":
+            _check_power(left, right)
         return op(left, right)
 
     def visit_BoolOp(self, node):
@@ -279,6 +318,47 @@ class _Evaluator(ast.NodeVisitor):
             raise ExpressionError("E0504", f"{node.func.id}(): {exc}") from None
 
 
+def _check_power(base, exponent) -> None:
+    """A whole-number power is computed exactly, however large: refuse one past
+    MAX_INTEGER before computing it. (A float power overflows quickly by itself.)"""
+    if isinstance(base, int) and isinstance(exponent, int) and abs(base) > 1 and exponent > 0 \
+            and (abs(base).bit_length() - 1) * exponent >= MAX_INTEGER.bit_length():
+        raise ExpressionError("E0504", f"`{_show(base)} ** {_show(exponent)}` is too large: "
+                              f"whole numbers in a spec stay below 10**30")
+
+
+def _check_number(value, node) -> None:
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int) and abs(value) >= MAX_INTEGER:
+        raise ExpressionError("E0504", f"`{_source(node)}` is too large: whole numbers in a spec stay below 10**30")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ExpressionError("E0504", f"`{_source(node)}` is {value}, not a finite number")
+    if isinstance(value, complex):  # (-8) ** 0.5
+        raise ExpressionError("E0504", f"`{_source(node)}` has no real value")
+
+
+def _check_list(items: list, node) -> list:
+    """Count the values of a list the expression made, nested lists included and one
+    list met twice counted twice (that is what printing or copying it costs);
+    counting stops at the limit, so it is cheap however large the list would be."""
+    count, stack = 0, [(items, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if depth > MAX_LIST_DEPTH:
+            raise ExpressionError("E0504", f"`{_source(node)}` nests lists more than {MAX_LIST_DEPTH} deep")
+        count += len(current)
+        if count > MAX_ITEMS:
+            raise ExpressionError("E0504", f"`{_source(node)}` makes a list of more than {MAX_ITEMS:,} values")
+        stack.extend((item, depth + 1) for item in current if isinstance(item, list))
+    return items
+
+
+def _source(node) -> str:
+    text = ast.unparse(node)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _need_numbers(what: str, *values) -> None:
     for v in values:
         if isinstance(v, bool) or not isinstance(v, _NUMBER):
@@ -286,4 +366,6 @@ def _need_numbers(what: str, *values) -> None:
 
 
 def _show(value) -> str:
-    return f"{type(value).__name__} {value!r}" if not isinstance(value, (int, float)) or isinstance(value, bool) else repr(value)
+    """A value for a message, shortened: it may be a list of thousands of items."""
+    text = _SHORT.repr(value)
+    return f"{type(value).__name__} {text}" if not isinstance(value, (int, float)) or isinstance(value, bool) else text

@@ -6,6 +6,8 @@ shape.
 """
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -58,11 +60,15 @@ class Spec:
         return _settle(self.path, self.document, {**earlier, **overrides}, input_shape, self.parents, scale)
 
 
-def load(path, input_shape=None, scale=None, **overrides) -> Spec:
+def load(path, input_shape=None, scale=None, *, spec_root=None, **overrides) -> Spec:
     """Read and check a spec file; `scale` picks one of its named scales, and keyword
-    overrides replace its file-level `args` (after the scale's values)."""
+    overrides replace its file-level `args` (after the scale's values).
+
+    `extends:` reads only files inside `spec_root`: by default the spec's directory,
+    or the current directory when the spec lies below it (see `_default_root`)."""
     shown = display_path(path)
-    document = _load_merged(Path(path), shown, ())
+    root = Path(os.path.realpath(spec_root)) if spec_root is not None else None
+    document = _load_merged(Path(path), shown, (), root)
     return _settle(shown, document, overrides, input_shape, _parents(document), scale)
 
 
@@ -70,7 +76,8 @@ def loads(text: str, name: str = "<string>", input_shape=None, scale=None, **ove
     """Like `load`, for spec text held in memory (`extends:` resolves from the cwd)."""
     document = load_text(text, name)
     validate_document(document)
-    document = _apply_extends(document, Path.cwd() / "x", ())
+    cwd = Path(os.path.realpath(Path.cwd()))
+    document = _apply_extends(document, cwd / "x", (), cwd)
     return _settle(name, document, overrides, input_shape, _parents(document), scale)
 
 
@@ -97,31 +104,70 @@ def _validated_file(path: Path, shown: str) -> SourceMap:
     return document
 
 
-def _load_merged(path: Path, shown: str, chain: tuple) -> SourceMap:
+def _load_merged(path: Path, shown: str, chain: tuple, root: Path | None) -> SourceMap:
     document = _validated_file(path, shown)
-    return _apply_extends(document, path, chain + (str(path.resolve()),))
+    if root is None:  # the spec loaded first, read: its root bounds every `extends:` below it
+        root = _default_root(path)
+    return _apply_extends(document, path, chain + (os.path.realpath(path),), root)
 
 
-def _apply_extends(document: SourceMap, path: Path, chain: tuple) -> SourceMap:
+def _apply_extends(document: SourceMap, path: Path, chain: tuple, root: Path) -> SourceMap:
     parent_ref = document.get("extends")
     if parent_ref is None:
         document.parents = ()
         return document
     pos = document.where("extends")
-    parent_path = (path.parent / parent_ref)
-    resolved = str(parent_path.resolve())
+    parent_path = _extends_target(parent_ref, path, root, pos)
+    resolved = os.path.realpath(parent_path)
     if resolved in chain:
         raise error("E0313", f"`extends: {parent_ref}` leads back to a file already being extended",
                     pos, "extends chain: " + " -> ".join(display_path(c) for c in chain + (resolved,)))
     if len(chain) >= MAX_EXTENDS_DEPTH:
         raise error("E0313", f"`extends:` nests deeper than {MAX_EXTENDS_DEPTH} files", pos)
-    if not parent_path.is_file():
-        raise error("E0312", f"`extends:` names a missing file: {parent_ref}", pos,
-                    f"looked for {display_path(parent_path)}")
-    parent = _load_merged(parent_path, display_path(parent_path), chain)
+    parent = _load_merged(parent_path, display_path(parent_path), chain, root)
     merged = _merge(parent, document)
     merged.parents = (display_path(parent_path),) + parent.parents
     return merged
+
+
+def _default_root(spec_path: Path) -> Path:
+    """The spec's directory; or the current directory when the spec lies below it, so
+    that `examples/x.yaml` may extend `../specs/y.yaml` when run from the project."""
+    directory = Path(os.path.realpath(spec_path.parent))
+    cwd = Path(os.path.realpath(Path.cwd()))
+    return cwd if directory.is_relative_to(cwd) else directory
+
+
+def _extends_target(ref: str, path: Path, root: Path, pos) -> Path:
+    """The file `extends: ref` names, if the rule allows it: a relative path to a
+    .yaml or .yml regular file that, symlinks resolved, lies inside `root`. Nothing
+    else is opened, so a spec cannot make archspec read or quote another file."""
+    where = "the current directory" if root == Path(os.path.realpath(Path.cwd())) else display_path(root)
+    rule = f"`extends:` takes a relative path to a .yaml or .yml file inside {where}, symlinks resolved"
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in ref[:80]) + ("..." if len(ref) > 80 else "")
+
+    def refuse(why: str):
+        return error("E0312", f"`extends: {shown}` {why}", pos, rule)
+
+    if "\0" in ref:
+        raise refuse("contains a NUL character")
+    if os.path.isabs(ref):
+        raise refuse("is an absolute path")
+    if not ref.endswith((".yaml", ".yml")):
+        raise refuse("does not name a .yaml or .yml file")
+    candidate = path.parent / ref
+    if not Path(os.path.realpath(candidate)).is_relative_to(root):  # checked before existence
+        raise refuse("lies outside the spec root")
+    try:
+        mode = os.stat(candidate).st_mode
+    except FileNotFoundError:
+        raise error("E0312", f"`extends:` names a missing file: {shown}", pos,
+                    f"looked for {display_path(candidate)}") from None
+    except OSError as exc:  # a symlink loop, a name too long
+        raise refuse(f"cannot be opened: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        raise refuse("is not a regular file")
+    return candidate
 
 
 def _merge(parent: SourceMap, child: SourceMap) -> SourceMap:

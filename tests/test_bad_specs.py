@@ -154,6 +154,7 @@ TESTED_BELOW = {
     "E0104": "test_document_over_the_size_limit",
     "E0105": "test_alias_bomb_stops_after_a_bounded_number_of_values",
     "E0106": "test_missing_and_unreadable_files",
+    "E0107": "test_damaged_artifact",
     "E0301": "test_unknown_op_in_a_document_built_in_code",
     "E0310": "test_expanded_graph_over_the_node_limit",
     "E0601": "test_set_unknown_argument",
@@ -268,6 +269,21 @@ def test_missing_and_unreadable_files(tmp_path, capsys, monkeypatch):
     with pytest.raises(SpecError) as exc:
         archspec.load_built(tmp_path / "nope.pt")
     assert exc.value.code == "E0106"
+
+
+def test_damaged_artifact(small, tmp_path):
+    # More cases in tests/test_hardening.py; this one edits the saved spec.
+    import torch
+
+    assert main(["build", str(small), "-o", str(tmp_path / "ok.pt")]) == 0
+    payload = torch.load(tmp_path / "ok.pt", weights_only=True)
+    torch.save({**payload, "spec": payload["spec"].replace("width: 8", "width: 16")}, tmp_path / "edited.pt")
+    with pytest.raises(SpecError) as exc:
+        archspec.load_built(tmp_path / "edited.pt")
+    assert exc.value.code == "E0107"
+    assert str(exc.value).startswith(f"archspec: error[E0107]: artifact is damaged: {tmp_path / 'edited.pt'}: "
+                                     "its weights do not fit its spec: `conv.weight` has shape [8, 3, 3, 3] in "
+                                     "the file, the spec makes [16, 3, 3, 3]")
 
 
 def test_max_params_budget(small, capsys):
