@@ -35,6 +35,7 @@ def atomic_output(path: str | os.PathLike, mode: str = "wb"):
                 yield out
                 f.flush()
                 os.fsync(f.fileno())
+            os.chmod(tmp, _mode_for(path))
             os.replace(tmp, path)
     except _Terminated as exc:
         _remove(tmp)
@@ -46,6 +47,17 @@ def atomic_output(path: str | os.PathLike, mode: str = "wb"):
         if failed_write is not None and isinstance(exc, Exception):  # Ctrl-C stays Ctrl-C
             raise _cannot_write(path, failed_write) from None
         raise
+
+
+def _mode_for(path: str) -> int:
+    """The mode the file keeps (an existing one's), else what a plain `open` would give:
+    mkstemp's 0600 would make a page or a checkpoint unreadable to everyone else."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def check_output_path(path: str) -> None:

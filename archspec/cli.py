@@ -249,6 +249,10 @@ def cmd_validate(args) -> int:
 def cmd_build(args) -> int:
     from .api import build_compiled
 
+    if args.output:
+        from .atomic import check_output_path
+
+        check_output_path(args.output)  # before the work, not after it
     compiled = _compile(args, args.spec)
     spec, inferred = compiled.spec, compiled.inferred
     net = build_compiled(compiled, verify=args.verify)
@@ -266,10 +270,7 @@ def cmd_build(args) -> int:
     if args.output:
         from .artifact import save_built
 
-        try:
-            save_built(spec, net, args.output)
-        except OSError as exc:
-            raise error("E0605", f"cannot write {args.output}: {exc.strerror or exc}") from None
+        save_built(spec, net, args.output)
         print(f"wrote {args.output}")
     return 0
 

@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-import yaml
 
 from .diagnostics import Diagnostic, SpecError, did_you_mean, display_path, error
 from .expressions import ExpressionError, is_expression, resolve
 from .schema import validate_document
-from .yaml_source import SourceMap, load_text, position_of, read_text
+from .yaml_source import SourceMap, load_text, load_value, position_of, read_text
 
 MAX_EXTENDS_DEPTH = 16
 # Names every scope defines for expressions: the shape of what feeds it, and a
@@ -356,8 +355,10 @@ def parse_override(assignment: str) -> tuple[str, object]:
     key = key.strip()
     if not sep or not key:
         raise error("E0604", f"--set expects key=value, got `{assignment}`")
-    try:
-        value = yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError:
-        value = text
+    try:  # read with every check a spec gets: nesting, huge numbers, non-finite floats
+        value = load_value(text, f"--set {key}") if text.strip() else ""
+    except SpecError as exc:
+        if exc.code != "E0101":
+            raise
+        value = text  # not YAML: the text as written
     return key, value

@@ -13,6 +13,7 @@ import io
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -69,9 +70,12 @@ def doc_commands() -> list[tuple[str, str, str | None]]:
 
 
 def scratch(tmp_path):
-    """A folder where the docs' relative paths work (specs/, examples/ link to the
-    repository's) and whatever a command writes stays out of the tree."""
-    for name in ("specs", "examples", "tests", "docs"):
+    """A folder where the docs' relative paths work and whatever a command writes stays
+    out of the tree: specs/ and examples/ are copied (`extends:` follows only paths
+    inside the folder a spec is run from, symlinks resolved), the rest linked."""
+    for name in ("specs", "examples"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    for name in ("tests", "docs"):
         (tmp_path / name).symlink_to(ROOT / name)
     return tmp_path
 

@@ -9,6 +9,13 @@ from .registry import register
 _CLASSES = {1: "BatchNorm1d", 2: "BatchNorm1d", 3: "BatchNorm2d", 4: "BatchNorm3d"}
 
 
+def positive_eps(op, a) -> None:
+    """A norm divides by sqrt(variance + eps): eps must be positive, or a constant
+    channel divides by zero."""
+    if a["eps"] <= 0:
+        raise OpError("E0408", f"{op.name} `eps` must be positive, got {a['eps']}", arg="eps")
+
+
 @register
 class BatchNorm(Op):
     name = "bn"
@@ -29,6 +36,9 @@ class BatchNorm(Op):
 
     def infer(self, a, shapes):
         need_rank(self, shapes[0], (1, 2, 3, 4))
+        positive_eps(self, a)
+        if not 0.0 <= a["momentum"] <= 1.0:
+            raise OpError("E0408", f"bn `momentum` must lie in [0, 1], got {a['momentum']}", arg="momentum")
         return shapes[0]
 
     def params(self, a, shapes, out):
@@ -56,6 +66,7 @@ class _LayerNormBase(Op):
     def infer(self, a, shapes):
         if not shapes[0]:
             raise OpError("E0407", f"op `{self.name}` needs an input of rank 1 or more")
+        positive_eps(self, a)
         return shapes[0]
 
     def params(self, a, shapes, out):
@@ -126,6 +137,7 @@ class GroupNorm(Op):
     def infer(self, a, shapes):
         if not shapes[0]:
             raise OpError("E0407", "op `group_norm` needs an input of rank 1 or more")
+        positive_eps(self, a)
         channels, groups = shapes[0][0], a["groups"]
         if groups < 1:
             raise OpError("E0408", f"group_norm `groups` must be positive, got {groups}", arg="groups")
