@@ -16,8 +16,8 @@ from .ops.base import EXPRESSION_SCHEMA
 
 SCHEMA_FILE = "spec.schema.json"
 # Keys every node may carry, whatever its kind.
-COMMON_NODE_KEYS = ("name", "from", "when", "repeat", "at", "names", "frozen", "doc")
-BASE_NODE_KINDS = ("op", "block", "seq")
+COMMON_NODE_KEYS = ("name", "from", "when", "repeat", "at", "names", "as", "frozen", "doc")
+BASE_NODE_KINDS = ("op", "block", "seq", "splice")
 
 # Names: letters, digits, `_` and `-` (torch accepts them in module paths; RegNet uses
 # `block1-0`). `(?![\s\S])` ends the pattern for real: Python's `$` would let a trailing
@@ -71,6 +71,9 @@ def build_schema(ops: dict | None = None) -> dict:
             "op": {"enum": sorted(ops)},
             "block": {"anyOf": [_IDENTIFIER, EXPRESSION_SCHEMA]},
             "seq": {"$ref": "#/$defs/body"},
+            "splice": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/node"},
+                       "description": "items inserted into the enclosing list (repeat: to insert them N times)"},
+            "as": {**_IDENTIFIER, "description": "name of the repeat's index variable (default i)"},
             **{name: {"$ref": "#/$defs/branches"} for name in join_kinds(ops)},
         },
         "oneOf": [{"required": [kind]} for kind in kinds],
@@ -222,8 +225,9 @@ def _unknown_op_names(document):
                 continue
             if isinstance(node.get("op"), str) and node["op"] not in loaded:
                 yield node, "op"
-            if "seq" in node:
-                bodies.append(node["seq"])
+            for nested in ("seq", "splice"):
+                if nested in node:
+                    bodies.append(node[nested])
             present = kinds.intersection(node)
             for kind in present - set(BASE_NODE_KINDS):
                 if isinstance(node[kind], list):
@@ -295,7 +299,8 @@ def _unknown_keys(document, err, path, where) -> list:
         if "block" in instance:
             return []  # block arguments are checked against the block's declaration
         # An op node takes its op's arguments, a join node (`concat:`) its join op's.
-        op = REGISTRY.get(instance["op"] if "op" in instance else kinds[0]) if kinds[0] != "seq" else None
+        op = REGISTRY.get(instance["op"] if "op" in instance else kinds[0]) \
+            if kinds[0] not in ("seq", "splice") else None
         allowed = set(COMMON_NODE_KEYS) | set(all_kinds) | (set(op.args) if op else set())
         owner = f"op `{op.name}`" if op else f"`{where}`"
     found = []
