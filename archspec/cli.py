@@ -104,6 +104,14 @@ def _parser() -> argparse.ArgumentParser:
                     "state-dict layouts come from both networks built on the meta device, which "
                     "allocates nothing."))
 
+    _eject_options(sub.add_parser(
+        "eject", help="write a spec as readable PyTorch source that imports torch only",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_EJECT_EPILOG,
+        description="Write the spec as a Python module: one nn.Module class per block (constructor "
+                    "arguments named after the block's), submodules named as archspec names them (so "
+                    "state-dict keys are archspec's), an explicit forward with the spec's `doc:` strings "
+                    "as comments, and build() taking the file-level args that only change sizes."))
+
     sub.add_parser("schema", help="print the JSON Schema of the spec language",
                    description="Print the JSON Schema (Draft 2020-12) that every spec must satisfy, "
                                "for the ops registered now (plugins included).")
@@ -146,6 +154,31 @@ def _diff_options(d) -> None:
     d.add_argument("-o", "--output", metavar="FILE",
                    help="write the report to FILE instead of standard output (through a temporary "
                         "file, so a failure leaves FILE as it was)")
+
+
+_EJECT_EPILOG = """\
+The file imports torch only. File-level args that change the structure (a list of
+stage depths, a block name, a switch that adds a head) are written into it as
+ejected: choose them with --set before ejecting.
+
+examples:
+  archspec eject specs/resnet18.yaml
+  archspec eject specs/resnet50.yaml -o resnet50.py
+  archspec eject specs/googlenet.yaml --set aux_logits=false -o googlenet.py
+
+exit status: 0 written, 2 invalid spec or command line, or a spec eject cannot write
+(E0615, E0616), 3 internal error."""
+
+
+def _eject_options(e) -> None:
+    e.add_argument("spec", metavar="SPEC", help="spec file (YAML)")
+    e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a file-level arg before ejecting; VALUE is read as YAML; repeatable")
+    e.add_argument("--scale", metavar="NAME", help="apply one of the spec's named scales first")
+    e.add_argument("--input", metavar="CxHxW", help="input shape per sample")
+    e.add_argument("-o", "--output", metavar="FILE",
+                   help="write the module to FILE (through a temporary file, so a failure leaves FILE "
+                        "as it was) instead of standard output")
 
 
 def _version() -> str:
@@ -341,6 +374,20 @@ def _write_report(text: str, path: str | None) -> None:
     print(f"wrote {path}", file=sys.stderr)
 
 
+def cmd_eject(args) -> int:
+    from .eject import eject, write_ejected
+
+    ejected = eject(args.spec, input_shape=args.input, scale=args.scale, **_overrides(args))
+    if args.output is None:
+        sys.stdout.write(ejected.source)
+        return 0
+    write_ejected(ejected, args.output)
+    signature = ", ".join(f"{k}={v!r}" for k, v in ejected.exposed.items())
+    print(f"wrote {args.output}: {len(ejected.classes)} classes ({', '.join(ejected.classes)}); "
+          f"build({signature}) returns {ejected.network}")
+    return 0
+
+
 def cmd_schema(args) -> int:
     from .ops import REGISTRY
     from .schema import schema_text
@@ -350,7 +397,7 @@ def cmd_schema(args) -> int:
 
 
 _COMMANDS = {"validate": cmd_validate, "build": cmd_build, "summary": cmd_summary, "schema": cmd_schema,
-             "diff": cmd_diff}
+             "diff": cmd_diff, "eject": cmd_eject}
 
 
 if __name__ == "__main__":
