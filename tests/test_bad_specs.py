@@ -164,6 +164,8 @@ TESTED_BELOW = {
     "E0801": "test_plugins.py::test_broken_plugin_is_reported_where_its_op_is_used",
     "E0703": "test_max_params_budget",
     "E0704": "test_internal_shape_disagreement_is_exit_3",
+    "E0615": "test_eject.py::test_eject_errors",
+    "E0616": "test_eject.py::test_eject_errors",
 }
 
 
