@@ -18,7 +18,7 @@ import torch.nn.functional as F
 import archspec
 from archspec.cli import _EJECT_EPILOG, main
 from archspec.eject import eject
-from archspec.ops import REGISTRY, Example, Op, register_op
+from archspec.ops import REGISTRY, Arg, Example, Op, register_op
 from conftest import ROOT, SPECS
 
 ALL_SPECS = sorted(SPECS.glob("*.yaml"))
@@ -81,13 +81,53 @@ class ChannelNormOp(Op):
         return ChannelNorm(1, shapes[0][0], eps=1e-3, **factory)
 
 
+def affine(x, weight, bias):
+    """x W^T + b: what Affine's forward calls, so eject copies it with the class."""
+    return F.linear(x, weight, bias)
+
+
+class Affine(nn.Linear):
+    """nn.Linear whose constructor names its arguments otherwise than the attributes
+    it keeps: its op declares them (`module_source`)."""
+
+    def __init__(self, width_in, width_out):
+        super().__init__(width_in, width_out)
+
+    def forward(self, x):
+        return affine(x, self.weight, self.bias)
+
+
+class AffineOp(Op):
+    name = "affine"
+    doc = "a linear layer built by a class of its own"
+    args = {"out": Arg("int")}
+    examples = (Example({"out": 3}, ((4,),)),)
+
+    def infer(self, a, shapes):
+        return (*shapes[0][:-1], a["out"])
+
+    def params(self, a, shapes, out):
+        return shapes[0][-1] * a["out"] + a["out"]
+
+    def module(self, a, shapes, factory):
+        return Affine(shapes[0][-1], a["out"]).to(**factory)
+
+    def module_source(self, a, shapes):
+        return Affine, (shapes[0][-1], a["out"]), {}
+
+
+SCALE = 2.0
+
+
 class Opaque(nn.Module):
+    """Reads a global of its module that is not torch's: it cannot be copied into a file."""
+
     def __init__(self):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(1))
 
     def forward(self, x):
-        return x * self.weight
+        return x * self.weight * SCALE
 
 
 class OpaqueOp(Op):
@@ -135,7 +175,7 @@ graph:
   join: {op: concat, from: [twice, side]}
   pool: {op: adaptive_avgpool, out: 1}
   flatten: {op: flatten}
-  fc: {op: linear, out: $classes}
+  fc: {op: affine, out: $classes}
 """
 
 CYCLE = """\
@@ -155,7 +195,7 @@ graph:
 
 @pytest.fixture(scope="module")
 def extra_ops():
-    ops = [register_op(op, replace=True) for op in (ScaleChannels, ChannelNormOp, OpaqueOp)]
+    ops = [register_op(op, replace=True) for op in (ScaleChannels, ChannelNormOp, AffineOp, OpaqueOp)]
     yield
     for op in ops:
         REGISTRY.remove(op.name)
@@ -291,6 +331,9 @@ def test_docs_helpers_frozen_and_bare_parameters_are_written(ejected):
     assert "self.scale = nn.Parameter(torch.full((width,), 1.0))" in source  # the op's torch.ones(width)
     assert "class ChannelNorm(nn.GroupNorm):" in source and "self.norm = ChannelNorm(1, width, eps=0.001)" in source
     assert "self.a = nn.Conv2d(in_channels, width, 1)" in source  # the block reads the file-level arg
+    # a class of the op's own, built as the op declares, copied with the function it calls
+    assert "class Affine(nn.Linear):" in source and "def affine(x, weight, bias):" in source
+    assert "self.fc = Affine(width * 2, classes)" in source
 
 
 def test_eject_errors(tmp_path, extra_ops, capsys):
@@ -298,7 +341,9 @@ def test_eject_errors(tmp_path, extra_ops, capsys):
     opaque.write_text("archspec: 1\ninput: [3, 8, 8]\ngraph:\n  odd: {op: opaque}\n")
     with pytest.raises(archspec.SpecError) as err:
         eject(opaque)
-    assert err.value.code == "E0615" and "test_eject.Opaque, which is not part of torch.nn" in str(err.value)
+    assert err.value.code == "E0615"
+    assert "test_eject.Opaque, which is not torch.nn's and cannot be copied into the file: `Opaque.forward` " \
+           "reads the global `SCALE`" in str(err.value)
     cycle = tmp_path / "cycle.yaml"
     cycle.write_text(CYCLE)
     assert main(["eject", str(cycle)]) == 2

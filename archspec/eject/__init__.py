@@ -13,12 +13,13 @@ written, in every class, as an expression that gives each variant's value exactl
 """
 from __future__ import annotations
 
+import keyword
 from dataclasses import dataclass
 from os import PathLike
 
 from ..diagnostics import SpecError, display_path, error
 from ..spec import Spec
-from .classes import ClassDef, Unexpressible, form_classes, resolve
+from .classes import RESERVED_NAMES, ClassDef, Unexpressible, form_classes, resolve
 from .instances import describe, interfaces
 from .scopes import compile_recording, scope_tree, walk
 from .writer import Writer, _docstring, wrap
@@ -95,6 +96,8 @@ def _other_values(spec: Spec) -> dict:
     """Two other values for each numeric or boolean file-level arg."""
     out = {}
     for arg, value in spec.args.items():
+        if keyword.iskeyword(arg) or arg in RESERVED_NAMES:  # could not be an argument of build()
+            continue
         if isinstance(value, bool):
             out[arg] = [not value]
         elif isinstance(value, int):

@@ -22,6 +22,8 @@ from .instances import IN_NAMES, Instance
 from .source import NO_DEFAULT, Arg
 
 REQUIRED = NO_DEFAULT
+# Names the generated code reads in __init__ and forward: no constructor argument may take them.
+RESERVED_NAMES = frozenset({"self", "nn", "F", "torch", "super", "range", "x"})
 DROP = object()  # a keyword argument left out: every instance has its default
 _MISSING = object()
 
@@ -100,6 +102,7 @@ def resolve(cls: ClassDef, root: bool = False) -> None:
         for sid, arg in _all_values(inst):
             slots.setdefault(sid, [None] * len(insts))[k] = arg
     candidates = _candidate_order(insts)
+    reserved = set(insts[0].context) | RESERVED_NAMES  # names own arguments must not take
     params: dict = {}     # name -> per-instance values
     kinds: dict = {}      # name -> "context", "own" or "flag"
     own_vectors: dict = {}
@@ -133,7 +136,7 @@ def resolve(cls: ClassDef, root: bool = False) -> None:
         vector = tuple(_key(pick(a)) if a is not None else None for a in column)
         name = own_vectors.get(vector)
         if name is None:
-            name = _fresh(_identifier(sid.replace("/", "_")), params)
+            name = _fresh(_own_name(sid), set(params) | reserved)
             own_vectors[vector] = name
             params[name] = [pick(a) if a is not None else None for a in column]
             kinds[name] = "own"
@@ -144,9 +147,9 @@ def resolve(cls: ClassDef, root: bool = False) -> None:
             if root:
                 reference = insts[0].optional[rel] is not None
                 raise Unexpressible({k for k, inst in enumerate(insts) if (inst.optional[rel] is not None) != reference})
-            name = _fresh(_identifier(rel), params)
+            name = _fresh(_identifier(rel), set(params) | reserved)
             if name != _identifier(rel):
-                name = _fresh(f"with_{_identifier(rel)}", params)
+                name = _fresh(f"with_{_identifier(rel)}", set(params) | reserved)
             params[name] = [inst.optional[rel] is not None for inst in insts]
             kinds[name] = "flag"
             cls.flags[rel] = name
@@ -168,7 +171,7 @@ def _candidate_order(insts: list):
     (`in_channels` of a conv) the input's channels, else the block's arguments, then
     the other names the block can read (file-level args), then the input's channels."""
     first = insts[0]
-    names = [n for n in first.context if n.isidentifier() and not keyword.iskeyword(n) and n != "self"]
+    names = [n for n in first.context if n.isidentifier() and not keyword.iskeyword(n) and n not in RESERVED_NAMES]
     declared = [n for n in first.declared if n in names]
     ins = [n for n in IN_NAMES if n in names]
     rest = [n for n in names if n not in declared and n not in ins]
@@ -290,6 +293,15 @@ def _same(a, b) -> bool:
     return _key(a) == _key(b)
 
 
+def _own_name(sid: str) -> str:
+    """A constructor argument named after where its value goes: `conv1_out_channels`;
+    under numbered parts the argument's own name first: `p_0` for `0/p`."""
+    parts = sid.split("/")
+    if parts[0].isdigit():
+        parts = parts[-1:] + parts[:-1]
+    return _identifier("_".join(parts))
+
+
 def _identifier(text: str) -> str:
     name = re.sub(r"\W", "_", text)
     if not name or name[0].isdigit():
@@ -308,6 +320,8 @@ def _fresh(name: str, taken) -> str:
 
 def literal(value) -> str:
     """Python source for a plain value."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return f"float('{value}')"
     if isinstance(value, list):
         return "[" + ", ".join(literal(v) for v in value) + "]"
     if isinstance(value, tuple):

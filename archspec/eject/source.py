@@ -64,7 +64,7 @@ class FunctionCall:
     infix: bool = False
     takes_list: bool = False
     args: tuple = ()              # keyword Args
-    helper: tuple | None = None   # (name, source) of a function copied into the file
+    helper: tuple | None = None   # (name,) of a function copied into the file
     uses: frozenset = frozenset()  # module names it needs: torch, F
 
 
@@ -99,16 +99,15 @@ class Renderer:
             elif isinstance(made, nn.Parameter):
                 self.modules[key] = _bare(op, args, shapes, made)
             else:
-                self.modules[key] = constructor(made, op.name, node_name, self.helpers)
+                declared = getattr(op, "module_source", None)
+                call = declared(args, shapes) if callable(declared) else None
+                self.modules[key] = constructor(made, op.name, node_name, self.helpers, call)
         return self.modules[key]
 
     def function(self, fn, kwargs: dict, takes_list: bool, op_name: str, node_name: str) -> FunctionCall:
         key = (id(fn), _frozen(kwargs), takes_list)
         if key not in self.functions:
-            call = function_call(fn, kwargs, takes_list, op_name, node_name)
-            if call.helper is not None:
-                self.helpers.setdefault(call.helper[0], (call.helper[1], call.uses))
-            self.functions[key] = call
+            self.functions[key] = function_call(fn, kwargs, takes_list, op_name, node_name, self.helpers)
         return self.functions[key]
 
 
@@ -118,8 +117,19 @@ def _bare(op, args, shapes, made: nn.Parameter) -> BareParameter:
         real = op.module(args, shapes, {})
         first = real.detach().reshape(-1)[:1]
         if real.numel() and bool((real == first).all()):
-            fill = first.item()
+            fill = _shortest(first.item(), real.dtype)
     return BareParameter(tuple(made.shape), made.requires_grad, fill)
+
+
+def _shortest(value: float, dtype) -> float:
+    """The shortest decimal that gives the same `dtype` value: 1e-06, not the
+    9.999999974752427e-07 a float32 holds for it."""
+    target = torch.tensor(value, dtype=dtype)
+    for digits in range(1, 18):
+        candidate = float(f"{value:.{digits}g}")
+        if torch.tensor(candidate, dtype=dtype) == target:
+            return candidate
+    return value
 
 
 def _frozen(value):
@@ -132,32 +142,48 @@ def _frozen(value):
 
 # -- modules ------------------------------------------------------------------------
 
-def constructor(module: nn.Module, op_name: str, node_name: str, helpers: dict) -> Ctor:
-    """The constructor call that builds `module` again, checked on the meta device. A
-    module class that is not torch.nn's is copied into the file (into `helpers`) when
-    it is plain Python over torch.nn; otherwise E0615."""
+def constructor(module: nn.Module, op_name: str, node_name: str, helpers: dict, declared=None) -> Ctor:
+    """The constructor call that builds `module` again, checked on the meta device.
+
+    The arguments are the op's own declaration when it has one (`Op.module_source`:
+    class, positional args, keyword args), else read back off the module under the
+    constructor's parameter names. A class that is not torch.nn's is copied into the
+    file (into `helpers`) when it is plain Python over torch; otherwise E0615."""
     cls = type(module)
-    if cls is nn.Sequential:
+    if cls is nn.Sequential and declared is None:
         if list(module._modules) != [str(i) for i in range(len(module))]:
             raise _cannot(op_name, node_name, "it builds an nn.Sequential with named children")
         return Ctor("nn.Sequential", (), tuple(constructor(m, op_name, node_name, helpers) for m in module))
+    if declared is not None:
+        cls = declared[0]
+    name = _class_name(cls, op_name, node_name, helpers)
+    args = _declared_args(cls, declared) if declared is not None else _args_read_back(cls, module, op_name, node_name)
+    full = Ctor(name, tuple(args))
+    if not _rebuilds(cls, full, module, shortened=False):
+        raise _cannot(op_name, node_name, f"{name} built again from the arguments "
+                      f"{'it declares' if declared is not None else 'read off the module'} differs from it")
+    if any(a.short is not None for a in args) and not _rebuilds(cls, full, module, shortened=True):
+        full = Ctor(full.cls, tuple(Arg(a.label, a.keyword, a.value, None, a.default) for a in args))
+    return full
+
+
+def _class_name(cls, op_name, node_name, helpers) -> str:
     if getattr(nn, cls.__name__, None) is cls:
-        name = f"nn.{cls.__name__}"
-    else:
-        copied = _class_source(cls)
-        if copied is None:
-            raise _cannot(op_name, node_name, f"it builds a {cls.__module__}.{cls.__qualname__}, which is not "
-                          "part of torch.nn nor a subclass of one written in plain Python over torch")
-        name = cls.__name__
-        if helpers.get(name, copied)[0] != copied[0]:
-            raise _cannot(op_name, node_name, f"two different classes are named {name}")
-        helpers[name] = copied
+        return f"nn.{cls.__name__}"
+    why: list = []
+    if not copy_into(cls, helpers, why):
+        raise _cannot(op_name, node_name, f"it builds a {cls.__module__}.{cls.__qualname__}, which is not "
+                      f"torch.nn's and cannot be copied into the file: {why[0]}")
+    return cls.__name__
+
+
+def _args_read_back(cls, module, op_name, node_name) -> list:
     args = []
     for p in inspect.signature(cls.__init__).parameters.values():
-        if p.name in _NEVER_FROM_MODULE:
+        if p.name in _NEVER_FROM_MODULE or p.kind == p.VAR_KEYWORD:  # **factory: never given
             continue
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            raise _cannot(op_name, node_name, f"{cls.__name__} takes *args or **kwargs")
+        if p.kind == p.VAR_POSITIONAL:
+            raise _cannot(op_name, node_name, f"{cls.__name__} takes *args")
         default = p.default if p.default is not p.empty else NO_DEFAULT
         if hasattr(module, p.name):
             value = getattr(module, p.name)
@@ -166,18 +192,28 @@ def constructor(module: nn.Module, op_name: str, node_name: str, helpers: dict) 
         elif default is not NO_DEFAULT:
             value = default
         else:
-            raise _cannot(op_name, node_name, f"{cls.__name__}'s `{p.name}` is not kept on the module")
+            raise _cannot(op_name, node_name, f"{cls.__name__}'s `{p.name}` is not kept on the module "
+                          "under that name (an op can declare it: see `module_source` in docs/errors.md#e0615)")
         if isinstance(value, (nn.Module, torch.Tensor)):
             raise _cannot(op_name, node_name, f"{cls.__name__}'s `{p.name}` is a tensor or module")
         keyword = default is not NO_DEFAULT or p.kind == p.KEYWORD_ONLY
         args.append(Arg(p.name, keyword, value, _short(value), default))
-    full = Ctor(name, tuple(args))
-    if not _rebuilds(cls, full, module, shortened=False):
-        raise _cannot(op_name, node_name, f"{name} built again from the arguments read off "
-                      "the module differs from it")
-    if any(a.short is not None for a in args) and not _rebuilds(cls, full, module, shortened=True):
-        full = Ctor(full.cls, tuple(Arg(a.label, a.keyword, a.value, None, a.default) for a in args))
-    return full
+    return args
+
+
+def _declared_args(cls, declared) -> list:
+    """Args of an op's `module_source` declaration, labelled and given their defaults
+    from the constructor's signature where it has them."""
+    _, positional, keywords = declared
+    try:
+        parameters = [p for p in inspect.signature(cls.__init__).parameters.values() if p.name != "self"]
+    except (TypeError, ValueError):
+        parameters = []
+    labels = [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    defaults = {p.name: p.default for p in parameters if p.default is not p.empty}
+    args = [Arg(labels[i] if i < len(labels) else f"arg{i}", False, v, _short(v)) for i, v in enumerate(positional)]
+    args += [Arg(k, True, v, _short(v), defaults.get(k, NO_DEFAULT)) for k, v in keywords.items()]
+    return args
 
 
 def _short(value):
@@ -192,8 +228,9 @@ def _rebuilds(cls, ctor: Ctor, module: nn.Module, shortened: bool) -> bool:
     positional = [pick(a) for a in ctor.args if not a.keyword]
     keywords = {a.label: pick(a) for a in ctor.args if a.keyword}
     try:
-        again = cls(*positional, **keywords, device="meta")
-    except Exception:
+        with torch.device("meta"):  # allocates nothing, whatever the constructor takes
+            again = cls(*positional, **keywords)
+    except Exception:  # arguments the constructor refuses: not a way to build it again
         return False
     return _same_module(module, again)
 
@@ -231,7 +268,8 @@ def _public_names() -> dict:
     return _PUBLIC
 
 
-def function_call(fn, kwargs: dict, takes_list: bool, op_name: str, node_name: str) -> FunctionCall:
+def function_call(fn, kwargs: dict, takes_list: bool, op_name: str, node_name: str,
+                  helpers: dict) -> FunctionCall:
     args = tuple(Arg(k, True, v, _short(v) if k in _SIZE_KEYWORDS else None) for k, v in kwargs.items())
     if fn in _INFIX and not kwargs and not takes_list:
         return FunctionCall(_INFIX[fn], infix=True)
@@ -240,12 +278,12 @@ def function_call(fn, kwargs: dict, takes_list: bool, op_name: str, node_name: s
         defaults = _defaults(fn)
         args = tuple(Arg(a.label, True, a.value, a.short, defaults.get(a.label, NO_DEFAULT)) for a in args)
         return FunctionCall(named[0], takes_list=takes_list, args=args, uses=frozenset({named[1]}))
-    helper = _helper(fn)
-    if helper is None:
+    why: list = []
+    if not copy_into(fn, helpers, why):
         where = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
-        raise _cannot(op_name, node_name, f"its function {where} is neither part of torch nor plain Python "
-                      "that needs only torch")
-    return FunctionCall(fn.__name__, takes_list=takes_list, args=args, helper=helper[:2], uses=helper[2])
+        raise _cannot(op_name, node_name, f"its function {where} is not part of torch and cannot be copied "
+                      f"into the file: {why[0]}")
+    return FunctionCall(fn.__name__, takes_list=takes_list, args=args, helper=(fn.__name__,))
 
 
 def _defaults(fn) -> dict:
@@ -278,43 +316,83 @@ def _documented_defaults(fn) -> dict:
 _TORCH_GLOBALS = {"torch": torch, "F": F, "nn": nn}
 
 
-def _helper(fn):
-    """(name, source, modules it uses) of a plain function that reads no global but
-    torch's modules, or None."""
-    if not inspect.isfunction(fn) or fn.__name__ == "<lambda>" or fn.__closure__:
-        return None
-    try:
-        source = textwrap.dedent(inspect.getsource(fn))
-        found = inspect.getclosurevars(fn)
-    except (OSError, TypeError):
-        return None
-    if found.nonlocals or any(_TORCH_GLOBALS.get(k) is not v for k, v in found.globals.items()):
-        return None
-    if source.lstrip().startswith("@"):
-        return None
-    return fn.__name__, source, frozenset(found.globals)
+@dataclass(frozen=True)
+class Copied:
+    """A function or module class copied into the file: its source, the torch names it
+    reads (`torch`, `F`, `nn`) and the copied names it calls."""
+
+    obj: object
+    source: str
+    uses: frozenset
+    needs: tuple
 
 
-def _class_source(cls):
-    """(source, modules used) of a module class written in plain Python whose bases are
-    torch.nn classes and whose methods read no global but torch's modules, or None."""
-    if not all(getattr(nn, base.__name__, None) is base for base in cls.__bases__):
-        return None
+def _globals_read(function) -> dict:
+    """The module globals a function reads (inspect.getclosurevars, minus `__class__`)."""
+    names = set(function.__code__.co_names)
+    for const in function.__code__.co_consts:  # names read by comprehensions and inner functions
+        if hasattr(const, "co_names"):
+            names |= set(const.co_names)
+    space = function.__globals__
+    return {n: space[n] for n in names if n in space}
+
+
+def copy_into(obj, helpers: dict, why: list | None = None) -> bool:
+    """Add `obj` (a plain function, or a module class whose bases are torch.nn's) and
+    the plain functions and classes it reads to `helpers`, if all of them read no
+    global but torch's modules and each other; False, adding nothing, otherwise (and
+    the reason appended to `why`)."""
+    found: dict = {}
+    if not _copy(obj, found, helpers, why if why is not None else []):
+        return False
+    helpers.update(found)
+    return True
+
+
+def _copy(obj, found: dict, helpers: dict, why: list) -> bool:
+    name = getattr(obj, "__name__", None)
+    for known in (found, helpers):
+        if name in known:
+            if known[name].obj is not obj:
+                why.append(f"two different things are named `{name}`")
+            return known[name].obj is obj
+    if inspect.isclass(obj):
+        if not issubclass(obj, nn.Module) or not all(getattr(nn, b.__name__, None) is b for b in obj.__bases__):
+            why.append(f"`{name}` derives from a class that is not torch.nn's")
+            return False
+        functions = [getattr(v, "__func__", v) for v in vars(obj).values()]
+        functions = [f for f in functions if inspect.isfunction(f)]
+    elif inspect.isfunction(obj) and name != "<lambda>":
+        functions = [obj]
+    else:
+        why.append(f"`{name}` is not a plain Python function")
+        return False
     try:
-        source = textwrap.dedent(inspect.getsource(cls))
+        source = textwrap.dedent(inspect.getsource(obj))
     except (OSError, TypeError):
-        return None
-    uses = set()
-    for value in vars(cls).values():
-        function = getattr(value, "__func__", value)
-        if inspect.isfunction(function):
-            if function.__closure__:
-                return None
-            found = inspect.getclosurevars(function)
-            if any(_TORCH_GLOBALS.get(k) is not v for k, v in found.globals.items()):
-                return None
-            uses |= set(found.globals)
-    return source, frozenset(uses | {"nn"})
+        why.append(f"the source of `{name}` cannot be read")
+        return False
+    if source.lstrip().startswith("@"):  # a decorator would have to be copied too
+        why.append(f"`{name}` is decorated")
+        return False
+    uses, needs = set(), []
+    for function in functions:
+        if set(function.__code__.co_freevars) - {"__class__"}:  # a closure; `super()` alone is fine
+            why.append(f"`{function.__qualname__}` is a closure")
+            return False
+        for key, value in _globals_read(function).items():
+            if _TORCH_GLOBALS.get(key) is value:
+                uses.add(key)
+            elif (inspect.isfunction(value) or inspect.isclass(value)) and value.__name__ == key:
+                needs.append(value)
+            else:
+                why.append(f"`{function.__qualname__}` reads the global `{key}`, which is neither torch, "
+                           "nn, F nor a function or class that can be copied")
+                return False
+    if inspect.isclass(obj):
+        uses.add("nn")
+    found[name] = Copied(obj, source, frozenset(uses), tuple(n.__name__ for n in needs))
+    return all(_copy(need, found, helpers, why) for need in needs)
 
 
 def _cannot(op_name: str, node_name: str, why: str):

@@ -18,7 +18,7 @@ _AMBIGUOUS = {"l", "I", "O"}  # pycodestyle E741
 class Writer:
     def __init__(self, available: dict):
         self.uses = {"nn"}
-        self.available = available  # name -> (source, modules it uses): functions and classes to copy
+        self.available = available  # name -> Copied: functions and classes to copy into the file
         self.helpers: dict = {}     # name -> source, of those used
 
     # -- values and constructions ----------------------------------------------------
@@ -66,9 +66,11 @@ class Writer:
 
     def _use(self, name: str) -> None:
         if name in self.available and name not in self.helpers:
-            source, uses = self.available[name]
-            self.helpers[name] = source
-            self.uses |= set(uses)
+            copied = self.available[name]
+            self.helpers[name] = copied.source
+            self.uses |= set(copied.uses)
+            for need in copied.needs:
+                self._use(need)
 
     # -- a class -----------------------------------------------------------------------
     def class_text(self, cls: ClassDef, docstring: str) -> str:
