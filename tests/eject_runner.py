@@ -49,7 +49,8 @@ def main() -> None:
         pass
     else:
         raise SystemExit("archspec is importable here; the check would prove nothing")
-    jobs = json.loads(open(sys.argv[1]).read())
+    with open(sys.argv[1]) as f:
+        jobs = json.load(f)
     for index, job in enumerate(jobs):
         torch.save(run(job, index), job["out"])
     print(f"ran {len(jobs)} ejected modules without archspec")

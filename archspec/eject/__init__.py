@@ -272,7 +272,7 @@ def _class_doc(cls: ClassDef, spec: Spec) -> str:
                  f"{listed(graph.active_outputs(False))}."]
         if any(o.train_only for o in graph.outputs):
             lines.append(f"In training mode it returns {listed(graph.active_outputs(True))}.")
-        return wrap(" ".join(lines))
+        return wrap(" ".join(lines), 84)
     from .scopes import doc_at
 
     if scope.kind == "block":
@@ -289,7 +289,7 @@ def _class_doc(cls: ClassDef, spec: Spec) -> str:
     some = {rel: flag for rel, flag in cls.flags.items()}
     for rel, flag in some.items():
         lines.append(f"`{rel}` is built only where `{flag}` is true; elsewhere its input passes through.")
-    return "\n\n".join(wrap(line) for line in lines)
+    return "\n\n".join(wrap(line, 84) for line in lines)
 
 
 def _names(names: list) -> str:
