@@ -122,11 +122,91 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--output", metavar="FILE",
                    help="write to FILE (through a temporary file and a rename); without it the drawing "
                         "goes to standard output, which svg and html allow only when it is not a terminal")
+    _diff_options(sub.add_parser(
+        "diff", help="compare two specs node by node, and whether a checkpoint of one loads into the other",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_DIFF_EPILOG,
+        description="Compare spec A with spec B by qualified node names, without building either: "
+                    "blocks and repeat copies added or removed, node arguments changed, shape, params "
+                    "and MAC deltas per block and in total, and whether a state dict of A loads into "
+                    "B strictly (and if not, which keys are missing, unexpected or reshaped). The "
+                    "state-dict layouts come from both networks built on the meta device, which "
+                    "allocates nothing."))
+
+    _eject_options(sub.add_parser(
+        "eject", help="write a spec as readable PyTorch source that imports torch only",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_EJECT_EPILOG,
+        description="Write the spec as a Python module: one nn.Module class per block (constructor "
+                    "arguments named after the block's), submodules named as archspec names them (so "
+                    "state-dict keys are archspec's), an explicit forward with the spec's `doc:` strings "
+                    "as comments, and build() taking the file-level args that only change sizes."))
 
     sub.add_parser("schema", help="print the JSON Schema of the spec language",
                    description="Print the JSON Schema (Draft 2020-12) that every spec must satisfy, "
                                "for the ops registered now (plugins included).")
     return p
+
+
+_DIFF_EPILOG = """\
+Options for one side: --set, --scale and --input apply to both A and B; --set-a,
+--scale-a, --input-a (and -b) apply to one side only, after them. So
+`archspec diff X.yaml X.yaml --set-b num_classes=10` compares a spec with its own
+variant.
+
+examples:
+  archspec diff specs/resnet50.yaml specs/resnet101.yaml
+  archspec diff specs/resnet50.yaml specs/resnet50.yaml --set-b num_classes=10
+  archspec diff specs/resnet18.yaml specs/resnet34.yaml --depth 2 --json
+  archspec diff specs/googlenet.yaml specs/googlenet.yaml --set-b aux_logits=false --keys
+
+exit status: 0 the comparison ran (whatever it found; with --exit-code: 0 no
+difference, 1 they differ), 2 invalid spec or command line, 3 internal error."""
+
+
+def _diff_options(d) -> None:
+    d.add_argument("spec_a", metavar="A", help="the spec compared from (YAML)")
+    d.add_argument("spec_b", metavar="B", help="the spec compared to (YAML)")
+    for side, which in (("", "both specs"), ("-a", "A only"), ("-b", "B only")):
+        dest = side.replace("-", "_")
+        d.add_argument(f"--set{side}", dest=f"overrides{dest}", action="append", default=[], metavar="KEY=VALUE",
+                       help=f"override a file-level arg of {which}; repeatable" +
+                            ("; VALUE is read as YAML" if not side else ""))
+        d.add_argument(f"--scale{side}", dest=f"scale{dest}", metavar="NAME", help=f"named scale for {which}")
+        d.add_argument(f"--input{side}", dest=f"input{dest}", metavar="CxHxW", help=f"input shape for {which}")
+    d.add_argument("--depth", type=int, default=1, metavar="N",
+                   help="per-block deltas down to the first N parts of names (1: stages; 2: layer1.0)")
+    d.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    d.add_argument("--keys", action="store_true", help="list every missing, unexpected and reshaped "
+                   "state-dict key instead of grouping them by block")
+    d.add_argument("--exit-code", action="store_true",
+                   help="exit 1 when the specs differ, 0 when they do not (as `git diff --exit-code`)")
+    d.add_argument("-o", "--output", metavar="FILE",
+                   help="write the report to FILE instead of standard output (through a temporary "
+                        "file, so a failure leaves FILE as it was)")
+
+
+_EJECT_EPILOG = """\
+The file imports torch only. File-level args that change the structure (a list of
+stage depths, a block name, a switch that adds a head) are written into it as
+ejected: choose them with --set before ejecting.
+
+examples:
+  archspec eject specs/resnet18.yaml
+  archspec eject specs/resnet50.yaml -o resnet50.py
+  archspec eject specs/googlenet.yaml --set aux_logits=false -o googlenet.py
+
+exit status: 0 written, 2 invalid spec or command line, or a spec eject cannot write
+(E0615, E0616), 3 internal error."""
+
+
+def _eject_options(e) -> None:
+    e.add_argument("spec", metavar="SPEC", help="spec file (YAML)")
+    e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a file-level arg before ejecting; VALUE is read as YAML; repeatable")
+    e.add_argument("--scale", metavar="NAME", help="apply one of the spec's named scales first")
+    e.add_argument("--input", metavar="CxHxW", help="input shape per sample")
+    e.add_argument("-o", "--output", metavar="FILE",
+                   help="write the module to FILE (through a temporary file, so a failure leaves FILE "
+                        "as it was) instead of standard output")
 
 
 def _version() -> str:
@@ -336,6 +416,51 @@ def _stem(path) -> str:
     return os.path.splitext(os.path.basename(path))[0]
 
 
+def cmd_diff(args) -> int:
+    from .diff import compare
+    from .spec import parse_override
+
+    def side(name):
+        both = dict(parse_override(a) for a in args.overrides)
+        own = dict(parse_override(a) for a in getattr(args, f"overrides_{name}"))
+        return {f"overrides_{name}": {**both, **own},
+                f"scale_{name}": getattr(args, f"scale_{name}") or args.scale,
+                f"input_{name}": getattr(args, f"input_{name}") or args.input}
+
+    result = compare(args.spec_a, args.spec_b, depth=args.depth, **side("a"), **side("b"))
+    text = _json(result.to_dict()) if args.json else result.render(list_keys=args.keys)
+    _write_report(text, args.output)
+    return 1 if args.exit_code and result.differ else 0
+
+
+def _write_report(text: str, path: str | None) -> None:
+    if path is None:
+        print(text)
+        return
+    from .atomic import atomic_output
+
+    try:
+        with atomic_output(path, "w") as f:
+            f.write(text + "\n")
+    except OSError as exc:
+        raise error("E0605", f"cannot write {path}: {exc.strerror or exc}") from None
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def cmd_eject(args) -> int:
+    from .eject import eject, write_ejected
+
+    ejected = eject(args.spec, input_shape=args.input, scale=args.scale, **_overrides(args))
+    if args.output is None:
+        sys.stdout.write(ejected.source)
+        return 0
+    write_ejected(ejected, args.output)
+    signature = ", ".join(f"{k}={v!r}" for k, v in ejected.exposed.items())
+    print(f"wrote {args.output}: {len(ejected.classes)} classes ({', '.join(ejected.classes)}); "
+          f"build({signature}) returns {ejected.network}")
+    return 0
+
+
 def cmd_schema(args) -> int:
     from .ops import REGISTRY
     from .schema import schema_text
@@ -345,7 +470,7 @@ def cmd_schema(args) -> int:
 
 
 _COMMANDS = {"validate": cmd_validate, "build": cmd_build, "summary": cmd_summary, "draw": cmd_draw,
-             "schema": cmd_schema}
+             "diff": cmd_diff, "eject": cmd_eject, "schema": cmd_schema}
 
 
 if __name__ == "__main__":

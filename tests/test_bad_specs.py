@@ -170,6 +170,8 @@ TESTED_BELOW = {
     "E0703": "test_max_params_budget",
     "E0704": "test_internal_shape_disagreement_is_exit_3",
     "E0705": "test_network_too_large_for_memory_is_refused_before_allocation",
+    "E0615": "test_eject.py::test_eject_errors",
+    "E0616": "test_eject.py::test_eject_errors",
 }
 
 
