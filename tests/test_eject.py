@@ -305,18 +305,22 @@ def test_resnet_blocks_are_one_class_with_constructor_arguments(ejected):
     assert "def __init__(self, in_channels, planes, stride=1, downsample=False):" in source
     assert "self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)" in source
     # torchvision's layer3: one downsampling block, then five equal ones
-    assert "*(Bottleneck(width * 16, planes=width * 4) for _ in range(5))" in source
-    assert "def build(num_classes=1000, width=64):" in source
-    assert "layers=[3, 4, 6, 3], block='bottleneck'" in " ".join(source.split())  # baked in, and said so
+    assert "*(Bottleneck(1024, planes=256) for _ in range(5))" in source
+    # The bottleneck's inner width is int(planes * (width_per_group / 64)) * groups (the
+    # ResNeXt form), which no constructor argument follows: width is baked in, and said so.
+    assert "def build(num_classes=1000):" in source
+    assert "layers=[3, 4, 6, 3], block='bottleneck', width=64" in " ".join(source.split())
+    # The basic block's widths are plain multiples of `width`: resnet18 takes it.
+    assert "def build(num_classes=1000, width=64):" in ejected["resnet18.yaml"]["source"]
 
 
 def test_build_takes_the_args_that_only_change_sizes(ejected):
     namespace = {}
-    exec(compile(ejected["resnet50.yaml"]["source"], "resnet50_ejected", "exec"), namespace)
+    exec(compile(ejected["resnet18.yaml"]["source"], "resnet18_ejected", "exec"), namespace)
     for kwargs in ({"num_classes": 10}, {"width": 32, "num_classes": 7}):
         with torch.device("meta"):
             ours = namespace["build"](**kwargs)
-        reference = archspec.build(SPECS / "resnet50.yaml", device="meta", check=False, **kwargs)
+        reference = archspec.build(SPECS / "resnet18.yaml", device="meta", check=False, **kwargs)
         assert [(k, v.shape) for k, v in ours.state_dict().items()] == \
             [(k, v.shape) for k, v in reference.state_dict().items()]
 
