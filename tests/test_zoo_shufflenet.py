@@ -22,19 +22,24 @@ SMALL_INPUT = (3, 64, 64)
 
 
 def reference(name):
-    """torchvision's builder, with random batch-norm statistics and affine terms, so that
-    eval mode tests which channels each BN reads after a split or a shuffle (fresh ones
-    are the identity)."""
+    """torchvision's builder with batch-norm statistics taken from a random batch and
+    random affine terms, so that eval mode tests which channels each BN reads after a
+    split or a shuffle (fresh statistics are the identity; random ones would swamp
+    the input's contribution to the output over this many layers)."""
     def build():
         model = getattr(torchvision.models, name)(weights=None)
+        if next(model.parameters()).device.type == "meta":
+            return model
+        norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
         g = torch.Generator().manual_seed(1)
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d) and m.weight.device.type != "meta":
-                n = m.num_features
-                m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.data.copy_(torch.rand(n, generator=g) - 0.5)
+        with torch.no_grad():
+            for m in norms:
+                m.momentum = None  # a cumulative average: one batch's statistics
+            model.train()(torch.randn(8, *SMALL_INPUT, generator=g))
+            for m in norms:
+                m.momentum = 0.1
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(m.num_features, generator=g) - 0.5)
         return model
     return build
 
