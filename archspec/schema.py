@@ -31,6 +31,7 @@ _REF = {"anyOf": [{"type": "string", "pattern": r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-
                   EXPRESSION_SCHEMA]}
 _INT_OR_EXPR = {"anyOf": [{"type": "integer"}, EXPRESSION_SCHEMA]}
 _BOOL_OR_EXPR = {"anyOf": [{"type": "boolean"}, EXPRESSION_SCHEMA]}
+_NAMES = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
 _SHAPE = {"anyOf": [{"type": "array", "items": _INT_OR_EXPR, "minItems": 1}, EXPRESSION_SCHEMA]}
 
 
@@ -107,6 +108,9 @@ def build_schema(ops: dict | None = None) -> dict:
                        "description": "named sets of arg values, chosen with --scale NAME",
                        "additionalProperties": {"type": "object", "propertyNames": _IDENTIFIER}},
             "scale": {**_SCALE_NAME, "description": "the scale this spec is, as written"},
+            "init": {"type": "array", "items": {"$ref": "#/$defs/init_rule"},
+                     "description": "how the weights start, rule by rule (later rules win); [] keeps "
+                                    "PyTorch's defaults"},
         },
         "additionalProperties": False,
         "if": {"not": {"required": ["extends"]}},
@@ -148,6 +152,16 @@ def build_schema(ops: dict | None = None) -> dict:
                 "then": _REF,
                 "else": {"properties": {"from": _REF, "when": _BOOL_OR_EXPR, "train_only": _BOOL_OR_EXPR},
                          "required": ["from"], "additionalProperties": False}},
+            # Schemes and their arguments are checked by archspec/init.py, which says more
+            # about a misspelt scheme than a schema can.
+            "init_rule": {
+                "type": "object",
+                "properties": {"op": _NAMES, "name": _NAMES, "when": _BOOL_OR_EXPR, "doc": {"type": "string"}},
+                "propertyNames": {"pattern": r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*(?![\s\S])"},
+                "additionalProperties": {"description": "a tensor of the selected nodes (weight, bias, value, "
+                                         "0.weight) and its scheme: zeros, ones, default, a number, or "
+                                         "{SCHEME: {ARG: VALUE}}"},
+            },
             "expect": {
                 "type": "object",
                 "properties": {
