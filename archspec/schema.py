@@ -34,6 +34,12 @@ _BOOL_OR_EXPR = {"anyOf": [{"type": "boolean"}, EXPRESSION_SCHEMA]}
 _SHAPE = {"anyOf": [{"type": "array", "items": _INT_OR_EXPR, "minItems": 1}, EXPRESSION_SCHEMA]}
 
 
+def _requires(*names) -> dict:
+    """`required` with the names also listed under `properties`: strict validators (Ajv
+    --strict) refuse a required property that the same subschema does not define."""
+    return {"required": list(names), "properties": {name: True for name in names}}
+
+
 def join_kinds(ops: dict | None = None) -> tuple:
     """Ops that are also node kinds (`concat: [...]`), in name order."""
     return tuple(name for name, op in sorted((ops or REGISTRY.available()).items()) if op.join)
@@ -53,7 +59,7 @@ def build_schema(ops: dict | None = None) -> dict:
         for name, op in sorted(ops.items())
     ]
     join_rules = [
-        {"if": {"required": [name]}, "then": {"properties": op.arg_schema()}}
+        {"if": _requires(name), "then": {"properties": op.arg_schema()}}
         for name, op in sorted(ops.items()) if op.join
     ]
     node_map = {
@@ -76,11 +82,11 @@ def build_schema(ops: dict | None = None) -> dict:
             "as": {**_IDENTIFIER, "description": "name of the repeat's index variable (default i)"},
             **{name: {"$ref": "#/$defs/branches"} for name in join_kinds(ops)},
         },
-        "oneOf": [{"required": [kind]} for kind in kinds],
+        "oneOf": [_requires(kind) for kind in kinds],
         # The op rules sit in an allOf of their own: a table lookup for the fast checker.
         "allOf": [{"allOf": op_rules}, *join_rules,
             # A block's arguments are its own: any identifier, any value.
-            {"if": {"required": ["block"]},
+            {"if": _requires("block"),
              "then": {"propertyNames": _IDENTIFIER, "additionalProperties": True}},
         ],
         "unevaluatedProperties": False,
@@ -109,21 +115,21 @@ def build_schema(ops: dict | None = None) -> dict:
             "scale": {**_SCALE_NAME, "description": "the scale this spec is, as written"},
         },
         "additionalProperties": False,
-        "if": {"not": {"required": ["extends"]}},
-        "then": {"required": ["graph", "input"]},
+        # A spec without `extends:` says what it is itself.
+        "if": {"not": _requires("extends")},
+        "then": _requires("graph", "input"),
         "$defs": {
             # if/then/else rather than anyOf, so each mistake is reported on its own.
+            # (An array, else an object: no union types, which strict validators refuse.)
             "body": {
-                "type": ["object", "array"],
                 "if": {"type": "array"},
-                "then": {"minItems": 1, "items": {"$ref": "#/$defs/node"}},
-                "else": {"propertyNames": _NODE_NAME, "minProperties": 1,
+                "then": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/node"}},
+                "else": {"type": "object", "propertyNames": _NODE_NAME, "minProperties": 1,
                          "additionalProperties": {"$ref": "#/$defs/node"}},
             },
             "node": {
-                "type": ["object", "array"],
                 "if": {"type": "array"},
-                "then": {"minItems": 1, "items": {"$ref": "#/$defs/node"}},
+                "then": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/node"}},
                 "else": {"$ref": "#/$defs/node_map"},
             },
             "node_map": node_map,
@@ -143,10 +149,10 @@ def build_schema(ops: dict | None = None) -> dict:
                 "additionalProperties": False,
             },
             "output": {
-                "type": ["string", "object"],
                 "if": {"type": "string"},
                 "then": _REF,
-                "else": {"properties": {"from": _REF, "when": _BOOL_OR_EXPR, "train_only": _BOOL_OR_EXPR},
+                "else": {"type": "object",
+                         "properties": {"from": _REF, "when": _BOOL_OR_EXPR, "train_only": _BOOL_OR_EXPR},
                          "required": ["from"], "additionalProperties": False}},
             "expect": {
                 "type": "object",
