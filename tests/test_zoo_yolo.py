@@ -29,7 +29,7 @@ SCALE_PARAMS = {
     "yolov8n": {"s": 11_166_560, "m": 25_902_640, "l": 43_691_520, "x": 68_229_648},
     "yolo11n": {"s": 9_458_752, "m": 20_114_688, "l": 25_372_160, "x": 56_966_176},
 }
-SMALL = (3, 64, 96)  # P5 is 2x3: every level and the attention run, quickly
+SMALL = (3, 32, 64)  # not square; P5 is 1x2: every level and the attention run, quickly
 
 
 def reference(spec, scale="n"):
@@ -152,9 +152,20 @@ def test_eval_predictions_agree(pair):
     with torch.no_grad():
         expected, _ = theirs(x)  # (y, preds)
         got = ours(x)
-    # 8*12 + 4*6 + 2*3 = 126 anchors; boxes in pixels (up to a few hundred), then probabilities.
-    assert got.shape == expected.shape == (2, 84, 126)
+    # 4*8 + 2*4 + 1*2 = 42 anchors; boxes in pixels (up to a few hundred), then probabilities.
+    assert got.shape == expected.shape == (2, 84, 42)
     assert (got - expected).abs().max().item() <= 1e-5 * expected.abs().max().item()
+
+
+def test_yolov8_built_for_640_runs_at_any_multiple_of_32(pair):
+    ours, _ = pair
+    if ours.spec_name != "yolov8n":
+        pytest.skip("YOLO11's attention reshapes fix the input size it is built for")
+    at_640 = built("yolov8n").eval()
+    at_640.load_state_dict(ours.state_dict(), strict=True)
+    x = torch.randn(2, *SMALL)
+    with torch.no_grad():
+        assert torch.equal(at_640(x), ours.eval()(x))
 
 
 def test_training_outputs_agree(pair):
@@ -170,13 +181,16 @@ def test_training_outputs_agree(pair):
     # Ultralytics decodes only in eval mode; its decoding of these training outputs:
     decoded = theirs.model[-1]._inference(preds)
     assert (predictions - decoded).abs().max().item() <= 1e-5 * decoded.abs().max().item()
-    # The same loss gives the same gradients, and the DFL weight gets none.
+    # The same loss gives the same gradients, and the DFL weight gets none. Gradients
+    # are summed in another order where a tensor has several readers (C2f's pieces),
+    # so they agree to float rounding, relative to each parameter's largest.
     (boxes.square().mean() + scores.sigmoid().mean()).backward()
     (preds["boxes"].square().mean() + preds["scores"].sigmoid().mean()).backward()
     theirs_params = dict(theirs.named_parameters())
     for name, p in ours.named_parameters():
         if p.requires_grad:
-            assert torch.allclose(p.grad, theirs_params[name].grad, atol=1e-6, rtol=1e-4), name
+            expected = theirs_params[name].grad
+            assert (p.grad - expected).abs().max() <= 1e-4 * expected.abs().max() + 1e-7, name
         else:
             assert name.endswith("dfl.conv.weight") and p.grad is None
     for name, buffer in theirs.named_buffers():
