@@ -72,6 +72,14 @@ def _parser() -> argparse.ArgumentParser:
                              help="do not check the spec's `expect:` figures at all (by default a variant "
                                   "made with --set or --input checks only the figures written as expressions)")
 
+    def weights_options(cmd):
+        cmd.add_argument("--weights", metavar="FILE",
+                         help="load this checkpoint (a state dict, or a dict holding one under `state_dict` or "
+                              "`model`) strictly; read with torch.load(weights_only=True), so it never runs code")
+        cmd.add_argument("--weights-map", dest="weights_map", action="append", default=[], metavar="OLD=NEW",
+                         help="rename a key prefix of the checkpoint first (`module.=` drops a wrapper's "
+                              "`module.`); repeatable, the first that matches a key applies")
+
     v = sub.add_parser("validate", help="check specs without building them", epilog=_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Validate each spec: schema, expansion, shapes, `expect:` figures. "
@@ -89,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--verify", action="store_true",
                    help="also run a forward on the meta device and compare every inferred shape")
     b.add_argument("--print-code", action="store_true", help="print the generated eval-mode forward")
+    weights_options(b)
 
     s = sub.add_parser("summary", help="print shapes, params and MACs of every node", epilog=_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -253,9 +262,11 @@ def cmd_build(args) -> int:
         from .atomic import check_output_path
 
         check_output_path(args.output)  # before the work, not after it
+    if args.weights_map and not args.weights:
+        raise error("E0623", "--weights-map renames the keys of --weights FILE, which is not given")
     compiled = _compile(args, args.spec)
     spec, inferred = compiled.spec, compiled.inferred
-    net = build_compiled(compiled, verify=args.verify)
+    net = build_compiled(compiled, verify=args.verify, weights=args.weights, weights_map=args.weights_map)
     outputs = ", ".join(f"{o.name} {list(inferred.shape(o.node))}" + (" (training)" if o.train_only else "")
                         for o in inferred.graph.outputs)
     print(f"built {spec.name}: {inferred.total_params:,} params, {inferred.macs():,} MACs per sample, "
@@ -265,6 +276,8 @@ def cmd_build(args) -> int:
         print(line)
     if args.verify:
         print("verify: a meta-device forward agrees with every inferred shape")
+    if args.weights:
+        print(f"weights: every key of {args.weights} loaded ({len(net.state_dict())} tensors)")
     if args.print_code:
         print(net.code(training=False))
     if args.output:
