@@ -35,6 +35,16 @@ svg needs Graphviz's `dot` (apt-get install graphviz, brew install graphviz, or
 conda install graphviz); html, dot and mermaid need nothing installed. The html page
 loads nothing from the network: its script and style are inside it."""
 
+_EXPORT_EPILOG = """\
+examples:
+  archspec export specs/resnet18.yaml -o resnet18.onnx
+  archspec export specs/squeezenet1_1.yaml --format pt2 --dynamic batch -o squeezenet.pt2
+  archspec export specs/resnet18.yaml --weights resnet18.pth -o resnet18.onnx
+
+--dynamic (default: the batch size, and each spatial size the spec allows): a spatial
+size is fixed when the weights depend on it (a flatten into a linear layer); adaptive
+pools keep it free. ONNX needs the `export` extra: pip install 'archspec-nn[export]'."""
+
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a program stopped by SIGPIPE
 
 
@@ -131,6 +141,21 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--output", metavar="FILE",
                    help="write to FILE (through a temporary file and a rename); without it the drawing "
                         "goes to standard output, which svg and html allow only when it is not a terminal")
+
+    x = sub.add_parser("export", help="write the network as ONNX or a torch.export program (.pt2)",
+                       epilog=_EXPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Build the network in eval mode and export it: ONNX through torch.onnx's "
+                                   "torch.export-based exporter, or the torch.export program itself (.pt2, "
+                                   "load with torch.export.load). Dynamic sizes are declared from the spec.")
+    spec_options(x, expect=True)
+    x.add_argument("--format", choices=("onnx", "pt2"), help="default: from -o FILE's extension (.onnx, .pt2)")
+    x.add_argument("-o", "--output", metavar="FILE", required=True,
+                   help="the file to write (through a temporary file and a rename)")
+    x.add_argument("--dynamic", choices=("batch", "spatial", "none"),
+                   help="batch: only the batch size varies; spatial: the batch and every spatial size "
+                        "(refused where the weights fix one); none: every size fixed. Default: the batch "
+                        "and each spatial size the spec allows")
+    weights_options(x)
 
     sub.add_parser("schema", help="print the JSON Schema of the spec language",
                    description="Print the JSON Schema (Draft 2020-12) that every spec must satisfy, "
@@ -357,8 +382,47 @@ def cmd_schema(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .exporter import export_spec
+
+    if args.weights_map and not args.weights:
+        raise error("E0623", "--weights-map renames the keys of --weights FILE, which is not given")
+    check = not args.no_expect
+    result = export_spec(args.spec, args.output, args.format, dynamic=args.dynamic, weights=args.weights,
+                         weights_map=args.weights_map, input_shape=args.input, scale=args.scale,
+                         max_params=args.max_params, check=check, **_overrides(args))
+    print(_export_report(result))
+    return 0
+
+
+def _export_report(result) -> str:
+    kind = f"ONNX opset {result.opset}" if result.format == "onnx" else "torch.export program"
+    lines = [f"exported {result.name} to {result.path} ({kind}, {result.size / 1e6:,.1f} MB)",
+             f"input  `input` {_dims(result.input)}"]
+    lines += [f"output `{name}` {_dims(dims)}" for name, dims in result.outputs]
+    dynamic = ", ".join(f"{name} >= {least}" for name, least in result.least.items())
+    lines.append(f"dynamic: {dynamic or 'none (every size is fixed)'}")
+    reasons: dict = {}  # one line for the sizes one node fixes
+    for name, why in result.fixed.items():
+        reasons.setdefault(why.pos or why.message, []).append((name, why))
+    for names in reasons.values():
+        (_, why), shown = names[0], " and ".join(name for name, _ in names)
+        lines.append(f"fixed: {shown}: {why.message}" + (f" ({why.pos})" if why.pos else "")
+                     + (f" (the {', '.join(n for n, _ in names[1:])} likewise)" if len(names) > 1 else ""))
+    if result.fallback:
+        lines.append(f"fixed: the spatial sizes, which torch.export refused as dynamic: {result.fallback}")
+    lines.append(f"weights: {result.weights}" if result.weights else
+                 "weights: none given, so the file holds freshly initialised weights (--weights FILE loads "
+                 "trained ones)")
+    return "\n".join(lines)
+
+
+def _dims(dims) -> str:
+    return "[" + ", ".join(str(d) for d in dims) + "]"
+
+
 _COMMANDS = {"validate": cmd_validate, "build": cmd_build, "summary": cmd_summary, "draw": cmd_draw,
-             "schema": cmd_schema}
+             "export": cmd_export, "schema": cmd_schema}
 
 
 if __name__ == "__main__":
