@@ -19,6 +19,7 @@ examples:
   archspec summary specs/resnet50.yaml --input 3x160x160
   archspec summary specs/googlenet.yaml --set aux_logits=false --json
   archspec validate specs/*.yaml
+  archspec validate specs/*.yaml --format sarif > archspec.sarif
   archspec draw specs/resnet18.yaml --format mermaid --depth 1
 
 exit status: 0 ok, 1 an `expect:` figure failed, 2 invalid spec or command line,
@@ -37,13 +38,14 @@ loads nothing from the network: its script and style are inside it."""
 
 _EXPORT_EPILOG = """\
 examples:
-  archspec export specs/resnet18.yaml -o resnet18.onnx
-  archspec export specs/squeezenet1_1.yaml --format pt2 --dynamic batch -o squeezenet.pt2
-  archspec export specs/resnet18.yaml --weights resnet18.pth -o resnet18.onnx
+  archspec export specs/squeezenet1_1.yaml -o squeezenet1_1.onnx
+  archspec export specs/squeezenet1_0.yaml --format pt2 --dynamic batch -o squeezenet1_0.pt2
 
 --dynamic (default: the batch size, and each spatial size the spec allows): a spatial
 size is fixed when the weights depend on it (a flatten into a linear layer); adaptive
-pools keep it free. ONNX needs the `export` extra: pip install 'archspec-nn[export]'."""
+pools keep it free. --weights FILE exports trained weights (as `build --weights`);
+without it the file holds freshly initialised ones. ONNX needs the `export` extra:
+pip install 'archspec-nn[export]'."""
 
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a program stopped by SIGPIPE
 
@@ -95,6 +97,11 @@ def _parser() -> argparse.ArgumentParser:
                        description="Validate each spec: schema, expansion, shapes, `expect:` figures. "
                                    "Nothing is allocated.")
     spec_options(v, many=True, expect=True)
+    v.add_argument("--format", choices=("text", "json", "sarif"), default="text",
+                   help="text (default); json: one document of every diagnostic with its code, position and "
+                        "end, for editors and scripts; sarif: SARIF 2.1.0, for GitHub code scanning")
+    v.add_argument("--only-specs", action="store_true",
+                   help="skip files without a top-level `archspec:` key (for hooks that pass every YAML file)")
 
     b = sub.add_parser("build", help="compile a spec into a torch.nn.Module", epilog=_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -267,6 +274,10 @@ def _expect_line(compiled) -> str | None:
 
 
 def cmd_validate(args) -> int:
+    if args.only_specs:
+        args.specs = [path for path in args.specs if _is_spec(path)]
+    if args.format != "text":
+        return _validate_report(args)
     status = 0
     for path in args.specs:
         try:
@@ -277,6 +288,48 @@ def cmd_validate(args) -> int:
             continue
         inferred = compiled.inferred
         print(f"{display_path(path)}: ok ({len(inferred.graph.nodes)} nodes, {inferred.total_params:,} params)")
+    return status
+
+
+def _is_spec(path) -> bool:
+    """A file with a top-level `archspec:` key, or one that cannot be read (validate reports why)."""
+    import re
+
+    from .diagnostics import MAX_SOURCE_BYTES
+    from .yaml_source import read_regular_file
+
+    try:
+        text = read_regular_file(path, MAX_SOURCE_BYTES).decode("utf-8", errors="replace")
+    except (OSError, ValueError):
+        return True
+    return re.search(r"^archspec[ \t]*:", text, re.M) is not None
+
+
+def _validate_report(args) -> int:
+    """validate --format json|sarif: every spec's diagnostics, warnings included, in one document."""
+    from .api import SpecWarning
+    from .diagnostic_formats import SpecResult, to_json, to_sarif
+
+    results, status = [], 0
+    for path in args.specs:
+        result = SpecResult(display_path(path))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                inferred = _compile(args, path).inferred
+                result.nodes, result.params = len(inferred.graph.nodes), inferred.total_params
+            except SpecError as exc:
+                result.diagnostics.extend(exc.diagnostics)
+                status = max(status, exc.exit_code)
+        for w in caught:
+            if isinstance(w.message, SpecWarning):
+                result.diagnostics.append(w.message.diagnostic)
+            else:
+                print(f"archspec: warning: {w.message}", file=sys.stderr)
+        result.diagnostics.sort(key=lambda d: (d.pos is None, d.pos and (d.pos.file, d.pos.line, d.pos.col)))
+        results.append(result)
+    version = _version()
+    print(to_json(results, status, version) if args.format == "json" else to_sarif(results, version))
     return status
 
 
