@@ -110,7 +110,6 @@ def to_sarif(results: list, version: str) -> str:
         "tool": {"driver": {
             "name": "archspec",
             "version": version,
-            "informationUri": "https://pypi.org/project/archspec-nn/",
             "rules": [{"id": code, "defaultConfiguration": {"level": "warning" if code.startswith("W") else "error"}}
                       for code in codes],
         }},

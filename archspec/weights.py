@@ -196,6 +196,10 @@ def check_fits(inferred, name: str, expected: dict, state: dict, shown: str) -> 
     """E0904 listing every key of `state` that does not fit `expected` (the state dict
     of the spec built on the meta device), grouped by block."""
     graph = inferred.graph
+    if not expected.keys() & state.keys():  # another naming altogether: a listing would be every key twice
+        raise error("E0904", f"the weights in {shown} do not fit {name}: none of its {len(state):,} keys is one "
+                    f"of the spec's {len(expected):,}; it has {_sample(state)}, ..., the spec {_sample(expected)}, ...",
+                    hint=_hint(expected, state, []))
     problems = []
     for key, tensor in expected.items():
         if key not in state:
@@ -308,7 +312,7 @@ def _hint(expected: dict, state: dict, problems: list) -> str:
     if prefix:
         return (f"every key in the file starts with `{prefix}`: load it with `--weights-map {prefix}=` "
                 f"(weights_map={{'{prefix}': ''}} in the API)")
-    if all(p.kind == "reshaped" for p in problems):
+    if problems and all(p.kind == "reshaped" for p in problems):
         return "the layout matches but sizes differ: check the spec's args (--set, --scale) against the checkpoint's"
     return ("the checkpoint comes from another architecture or layout: check the spec's args (--set, --scale), "
             "or rename key prefixes with --weights-map OLD=NEW")

@@ -97,6 +97,32 @@ def test_googlenet_onnx_matches_torchvision(tmp_path):
     assert np.abs(run_onnx(result.path, x) - expected).max() < 1e-4
 
 
+# Upsampling to another node's size reads that size when it runs, so the size stays dynamic.
+UPSAMPLED = """\
+archspec: 1
+name: upsampled
+input: [3, 16, 16]
+graph:
+  down: {op: conv, out: 4, k: 3, stride: 2, pad: 1}
+  up: {op: upsample, from: [down, input], mode: bilinear, align_corners: false}
+  head: {op: conv, out: 2, k: 1}
+"""
+
+
+def test_upsampling_to_another_nodes_size_keeps_sizes_dynamic(tmp_path):
+    spec = tmp_path / "upsampled.yaml"
+    spec.write_text(UPSAMPLED)
+    eager = archspec.build(spec).eval()
+    result = export_spec(spec, tmp_path / "upsampled.onnx", weights=eager.state_dict())
+    assert result.outputs == (("output", ("batch", 2, "height", "width")),)
+    assert result.least == {"batch": 1, "height": 3, "width": 3}  # `down` makes 3 -> 2, 2 -> 1
+    x = torch.randn(2, 3, 9, 13)  # odd sizes: `down` gives 5x7, `up` must return to 9x13
+    with torch.no_grad():
+        expected = eager(x).numpy()
+    got = run_onnx(result.path, x)
+    assert got.shape == (2, 2, 9, 13) and np.abs(got - expected).max() < 1e-4
+
+
 def test_flatten_into_linear_keeps_the_spatial_size_fixed(tmp_path, capsys):
     spec = tmp_path / "flattened.yaml"
     spec.write_text(FLATTENED)

@@ -69,7 +69,9 @@ def test_a_prefix_map_renames_a_wrappers_keys(checkpoints, capsys):
     reference, files = checkpoints
     assert main(["build", R18, "--weights", str(files["wrapped"])]) == 2
     err = capsys.readouterr().err
-    assert "error[E0904]" in err and "--weights-map module.=" in err  # the hint names the fix
+    # resnet18's 122 keys, every one under `module.`: none matches, and the hint names the fix.
+    assert f"error[E0904]: the weights in {files['wrapped']} do not fit resnet18: none of its 122 keys" in err
+    assert "= hint: every key in the file starts with `module.`: load it with `--weights-map module.=`" in err
     net = archspec.build(R18, weights=files["wrapped"], weights_map=["module.="], input_shape=SMALL_INPUT)
     assert torchvision_agrees(net, reference)
     again = archspec.build(R18, weights=files["wrapped"], weights_map={"module.": ""}, input_shape=SMALL_INPUT)
