@@ -168,7 +168,7 @@ def _spatial_plan(compiled, dynamic):
             raise error("E0621", f"{compiled.spec.name}'s input {list(compiled.spec.input_shape)} has no spatial "
                         "sizes to make dynamic", hint="use --dynamic batch")
         if plan.fixed:
-            index, why = next(iter(plan.fixed.items()))
+            why = next(iter(plan.fixed.values()))
             fixed = " and ".join(plan.names[i] for i in plan.fixed)
             raise error("E0621", f"{compiled.spec.name} cannot take another {fixed}: {why.message}", why.pos,
                         hint="export with --dynamic batch (or leave --dynamic out: the batch and the spatial "
