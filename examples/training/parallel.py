@@ -1,0 +1,151 @@
+"""Training under torch.distributed, as torchrun starts it: one process per GPU (or
+per CPU share), each with its own slice of every epoch's data.
+
+torchrun sets RANK, WORLD_SIZE and LOCAL_RANK (and MASTER_ADDR / MASTER_PORT) in
+each process's environment; `Launch.from_env` reads them and `start` joins the
+process group: NCCL on GPUs, Gloo on CPUs. A compiled network is a plain
+nn.Module, so DistributedDataParallel and FSDP2 (`fully_shard`) wrap it as they
+wrap any other; SyncBatchNorm.convert_sync_batchnorm swaps its batch norms in place
+and keeps every state-dict key.
+
+Weights and optimizer state go to checkpoints through torch.distributed.checkpoint's
+state-dict functions, which give the same full, unsharded form (keys are the spec's
+node names) whether the model is plain, DDP or FSDP: a checkpoint from one resumes
+in another."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from .errors import TrainingError
+
+MODES = ("ddp", "fsdp")
+
+
+@dataclass(frozen=True)
+class Launch:
+    rank: int
+    world_size: int
+    local_rank: int
+
+    @classmethod
+    def from_env(cls, environ=os.environ) -> "Launch | None":
+        """The process's place in a torchrun launch; None when not started by torchrun."""
+        if "WORLD_SIZE" not in environ:
+            return None
+        return cls(int(environ["RANK"]), int(environ["WORLD_SIZE"]), int(environ.get("LOCAL_RANK", 0)))
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cuda", self.local_rank) if torch.cuda.is_available() else torch.device("cpu")
+
+
+def start(launch: Launch) -> torch.device:
+    """Join the process group (NCCL on GPUs, Gloo on CPUs); the device to train on."""
+    device = launch.device
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        dist.init_process_group("nccl", device_id=device)
+    else:
+        dist.init_process_group("gloo")
+    return device
+
+
+def stop() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def is_main() -> bool:
+    """Rank 0 prints, plots and saves; a single process is rank 0."""
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def sync_batchnorm(net, device: torch.device):
+    """Batch norms that compute their statistics over the whole global batch.
+    torch's SyncBatchNorm synchronises CUDA (and XPU, HPU) tensors only: on CPU its
+    training forward raises, so this is refused there before training starts."""
+    if device.type not in ("cuda", "xpu", "hpu"):
+        raise TrainingError(f"--sync-bn needs GPUs: torch's synchronises only CUDA, XPU and HPU tensors, "
+                         f"and this process trains on {device.type}",
+                            hint="on CPUs, train without --sync-bn (each process normalises its own batch)")
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+
+
+def wrap(net, mode: str, device: torch.device):
+    """The model to train: `net` itself in a single process, else its DDP or FSDP2
+    form. `net` must already be on `device` (for FSDP, it may still be on the CPU)."""
+    if not dist.is_initialized():
+        return net
+    if mode == "ddp":
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    if mode == "fsdp":
+        try:
+            from torch.distributed.fsdp import fully_shard
+        except ImportError:  # public from torch 2.6
+            raise TrainingError(f"--parallel fsdp needs torch.distributed.fsdp.fully_shard (torch 2.6 or later); "
+                             f"this is torch {torch.__version__}") from None
+        from torch.distributed.device_mesh import init_device_mesh
+
+        mesh = init_device_mesh(device.type, (dist.get_world_size(),))
+        # FSDP gathers a unit's weights in a hook on that module's forward. The
+        # generated forward calls the layers (conv, bn, linear) by their paths and
+        # never a block's namespace (`layer1` is a container, not a step), so the
+        # units are the layers that hold weights; the root takes what is left (an
+        # op's own parameter). Only one layer's weights are whole at a time.
+        for module in net.modules():
+            if module is not net and any(True for _ in module.parameters(recurse=False)):
+                fully_shard(module, mesh=mesh)
+        fully_shard(net, mesh=mesh)
+        return net
+    raise ValueError(f"unknown parallel mode {mode!r}; one of {', '.join(MODES)}")
+
+
+def total(*values, device) -> list:
+    """Each value summed over all processes (itself in a single process)."""
+    if not dist.is_initialized():
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def gathered(obj) -> list:
+    """`obj` of every process, in rank order, on every process."""
+    if not dist.is_initialized():
+        return [obj]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def full_model_state(model) -> dict:
+    """The whole state dict on the CPU under the spec's names; under FSDP every
+    process must call it (it gathers) and only rank 0 gets the tensors."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def full_optimizer_state(model, optimizer) -> dict:
+    """The optimizer's state keyed by parameter name (not position), unsharded."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    return get_optimizer_state_dict(model, optimizer,
+                                    options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def load_optimizer_state(model, optimizer, state: dict) -> None:
+    """Undo `full_optimizer_state`, sharding again under FSDP."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
