@@ -33,6 +33,8 @@ DEFAULT_SPEC = Path(__file__).resolve().parent / "digits_cnn.yaml"
 # What a run is started with; a resumed run keeps them, so it replays the same steps.
 SETTINGS = {"epochs": 10, "batch_size": 64, "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
             "schedule": "cosine", "seed": 0}
+# What the `examples` extra installs: module -> what it is for.
+EXTRA = {"sklearn": "scikit-learn (the digits)", "tqdm": "tqdm (the progress bar)", "matplotlib": "matplotlib (--plot)"}
 # The figures of each epoch, kept in checkpoints and drawn by --plot.
 HISTORY = ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "step_loss")
 
@@ -68,16 +70,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override an arg of the spec, as `archspec build --set` does; repeatable")
     p.add_argument("--input", metavar="CxHxW", help="override the spec's input shape (e.g. 1x8x8)")
-    p.add_argument("--epochs", type=int, help=f"epochs in all (default {SETTINGS['epochs']})")
-    p.add_argument("--batch-size", type=int, help=f"images per step and process (default {SETTINGS['batch_size']})")
+    p.add_argument("--epochs", type=int, metavar="N", help=f"epochs in all (default {SETTINGS['epochs']})")
+    p.add_argument("--batch-size", type=int, metavar="N", help=f"images per step and process (default {SETTINGS['batch_size']})")
     p.add_argument("--lr", type=float, help=f"initial learning rate (default {SETTINGS['lr']})")
-    p.add_argument("--momentum", type=float, help=f"SGD momentum (default {SETTINGS['momentum']})")
-    p.add_argument("--weight-decay", type=float, help=f"SGD weight decay (default {SETTINGS['weight_decay']})")
+    p.add_argument("--momentum", type=float, metavar="M", help=f"SGD momentum (default {SETTINGS['momentum']})")
+    p.add_argument("--weight-decay", type=float, metavar="WD", help=f"SGD weight decay (default {SETTINGS['weight_decay']})")
     p.add_argument("--schedule", choices=SCHEDULES,
                    help="learning-rate schedule: cosine (to 0 at the last epoch), step (/10 at 1/2 and 3/4), "
                         f"plateau (halved after 5 epochs without progress; article 004's) "
                         f"(default {SETTINGS['schedule']})")
-    p.add_argument("--seed", type=int, help=f"seed of the initial weights and the data order (default "
+    p.add_argument("--seed", type=int, metavar="N", help=f"seed of the initial weights and the data order (default "
                                              f"{SETTINGS['seed']}); the test split never changes")
     p.add_argument("--checkpoint", metavar="FILE", help="save a checkpoint after every epoch (weights as "
                    "`archspec build -o` writes them, optimizer, schedule, epoch, random state)")
@@ -91,8 +93,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--parallel", choices=parallel.MODES, default="ddp",
                    help="under torchrun: DistributedDataParallel (ddp, default) or FSDP2 fully_shard (fsdp)")
     p.add_argument("--threads", type=int, metavar="N",
-                   help="CPU threads per process (default: OMP_NUM_THREADS if set, else 1: layers this small "
-                        "run slower split across threads, which is also why torchrun sets 1)")
+                   help="CPU threads per process (default: OMP_NUM_THREADS if set, as torchrun sets it, else 1: "
+                        "layers this small run slower split across threads)")
     p.add_argument("--sync-bn", action="store_true",
                    help="under torchrun on GPUs: batch-norm statistics over the global batch (SyncBatchNorm)")
     return p.parse_args(argv)
@@ -116,6 +118,15 @@ def main(argv=None) -> int:
         if parallel.is_main():
             print(exc.render("train.py"), file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if missing not in EXTRA:
+            raise
+        if parallel.is_main():
+            print(TrainingError(f"train.py needs {EXTRA[missing]}, which is not installed",
+                                hint="pip install -e '.[examples]' (scikit-learn, tqdm, matplotlib)").render("train.py"),
+                  file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     finally:
@@ -130,10 +141,12 @@ def check_counts(args) -> None:
     """Numbers argparse takes as any int or float, where only some make sense."""
     for key in ("epochs", "batch_size", "stop_after", "threads"):
         if getattr(args, key) is not None and getattr(args, key) < 1:
-            raise TrainingError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(args, key)}")
+            raise TrainingError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(args, key)}",
+                                hint="see `python examples/train.py --help`")
     for key in ("lr", "momentum", "weight_decay"):
         if getattr(args, key) is not None and not getattr(args, key) >= 0:  # also refuses nan
-            raise TrainingError(f"--{key.replace('_', '-')} must be 0 or more, got {getattr(args, key)}")
+            raise TrainingError(f"--{key.replace('_', '-')} must be 0 or more, got {getattr(args, key)}",
+                                hint="see `python examples/train.py --help`")
 
 
 def network_and_state(args):

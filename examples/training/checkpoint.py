@@ -25,6 +25,7 @@ from .errors import TrainingError
 
 FORMAT = "archspec-examples.checkpoint/1"
 _ARTIFACT = "model.pt"
+_WHAT_RESUMES = "--resume takes a file that `train.py --checkpoint FILE` wrote"
 
 
 @dataclass
@@ -73,11 +74,12 @@ def load_checkpoint(path, device=None):
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise TrainingError(f"no such file: {shown}") from None
+        raise TrainingError(f"no such file: {shown}", hint=_WHAT_RESUMES) from None
     except Exception as exc:  # torch raises many kinds for a file that is not its format
-        raise TrainingError(f"{shown} is not a checkpoint of examples/train.py ({type(exc).__name__})") from None
+        raise TrainingError(f"{shown} is not a checkpoint of examples/train.py ({type(exc).__name__})",
+                            hint=_WHAT_RESUMES) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise TrainingError(f"{shown} is not a checkpoint of examples/train.py ({FORMAT})")
+        raise TrainingError(f"{shown} is not a checkpoint of examples/train.py ({FORMAT})", hint=_WHAT_RESUMES)
     with tempfile.TemporaryDirectory() as tmp:
         artifact = os.path.join(tmp, _ARTIFACT)
         with open(artifact, "wb") as f:

@@ -47,6 +47,10 @@ def start(launch: Launch) -> torch.device:
     """Join the process group (NCCL on GPUs, Gloo on CPUs); the device to train on."""
     device = launch.device
     if device.type == "cuda":
+        if launch.local_rank >= torch.cuda.device_count():
+            raise TrainingError(f"process {launch.local_rank} of this machine has no GPU of its own: the machine "
+                                f"has {torch.cuda.device_count()}",
+                                hint=f"start one process per GPU: torchrun --nproc_per_node={torch.cuda.device_count()}")
         torch.cuda.set_device(device)
         dist.init_process_group("nccl", device_id=device)
     else:
@@ -73,8 +77,8 @@ def sync_batchnorm(net, device: torch.device):
     torch's SyncBatchNorm synchronises CUDA (and XPU, HPU) tensors only: on CPU its
     training forward raises, so this is refused there before training starts."""
     if device.type not in ("cuda", "xpu", "hpu"):
-        raise TrainingError(f"--sync-bn needs GPUs: torch's synchronises only CUDA, XPU and HPU tensors, "
-                         f"and this process trains on {device.type}",
+        raise TrainingError(f"--sync-bn needs GPUs: torch's SyncBatchNorm synchronises only CUDA, XPU and HPU "
+                            f"tensors, and this process trains on {device.type}",
                             hint="on CPUs, train without --sync-bn (each process normalises its own batch)")
     return torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
 
@@ -93,7 +97,7 @@ def wrap(net, mode: str, device: torch.device):
             from torch.distributed.fsdp import fully_shard
         except ImportError:  # public from torch 2.6
             raise TrainingError(f"--parallel fsdp needs torch.distributed.fsdp.fully_shard (torch 2.6 or later); "
-                             f"this is torch {torch.__version__}") from None
+                                f"this is torch {torch.__version__}", hint="use --parallel ddp, or a newer torch") from None
         from torch.distributed.device_mesh import init_device_mesh
 
         mesh = init_device_mesh(device.type, (dist.get_world_size(),))
