@@ -22,6 +22,8 @@ from torch.utils.data.distributed import DistributedSampler
 import archspec
 from archspec.artifact import resolved_text
 from archspec.spec import parse_override
+
+# examples/training, on sys.path as the folder of this script
 from training import parallel
 from training.checkpoint import (TrainingState, load_checkpoint, random_state, restore_random_state,
                                  save_checkpoint, save_network)
@@ -70,11 +72,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override an arg of the spec, as `archspec build --set` does; repeatable")
     p.add_argument("--input", metavar="CxHxW", help="override the spec's input shape (e.g. 1x8x8)")
+    p.add_argument("--no-expect", action="store_true",
+                   help="do not check the spec's `expect:` figures (a variant may not keep those written for "
+                        "its original input)")
     p.add_argument("--epochs", type=int, metavar="N", help=f"epochs in all (default {SETTINGS['epochs']})")
-    p.add_argument("--batch-size", type=int, metavar="N", help=f"images per step and process (default {SETTINGS['batch_size']})")
+    p.add_argument("--batch-size", type=int, metavar="N",
+                   help=f"images per step and process (default {SETTINGS['batch_size']})")
     p.add_argument("--lr", type=float, help=f"initial learning rate (default {SETTINGS['lr']})")
     p.add_argument("--momentum", type=float, metavar="M", help=f"SGD momentum (default {SETTINGS['momentum']})")
-    p.add_argument("--weight-decay", type=float, metavar="WD", help=f"SGD weight decay (default {SETTINGS['weight_decay']})")
+    p.add_argument("--weight-decay", type=float, metavar="WD",
+                   help=f"SGD weight decay (default {SETTINGS['weight_decay']})")
     p.add_argument("--schedule", choices=SCHEDULES,
                    help="learning-rate schedule: cosine (to 0 at the last epoch), step (/10 at 1/2 and 3/4), "
                         f"plateau (halved after 5 epochs without progress; article 004's) "
@@ -123,9 +130,9 @@ def main(argv=None) -> int:
         if missing not in EXTRA:
             raise
         if parallel.is_main():
-            print(TrainingError(f"train.py needs {EXTRA[missing]}, which is not installed",
-                                hint="pip install -e '.[examples]' (scikit-learn, tqdm, matplotlib)").render("train.py"),
-                  file=sys.stderr)
+            problem = TrainingError(f"train.py needs {EXTRA[missing]}, which is not installed",
+                                    hint="pip install -e '.[examples]' (scikit-learn, tqdm, matplotlib)")
+            print(problem.render("train.py"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -171,7 +178,8 @@ def network_and_state(args):
         return spec, net, state
 
     settings = {**SETTINGS, **chosen}
-    compiled = archspec.compile_spec(args.spec or DEFAULT_SPEC, input_shape=args.input, **overrides)
+    compiled = archspec.compile_spec(args.spec or DEFAULT_SPEC, input_shape=args.input, check=not args.no_expect,
+                                     **overrides)
     check_outputs(compiled)
     check_input(compiled.spec.input_shape)
     torch.manual_seed(settings["seed"])  # the same initial weights in every process
@@ -239,8 +247,9 @@ def train(args, device: torch.device) -> None:
         say(f"stopped after epoch {last} of {settings['epochs']}"
             + (f"; continue with --resume {args.checkpoint}" if args.checkpoint else ""))
     elif history["test_acc"]:
+        done = len(history["test_acc"])
         say(f"test accuracy {100 * history['test_acc'][-1]:.1f}% on {len(s.test_loader.dataset)} held-out digits "
-            f"after {len(history['test_acc'])} epochs ({time.perf_counter() - started:.1f} s)")
+            f"after {done} epoch{'s' if done != 1 else ''} ({time.perf_counter() - started:.1f} s)")
     if args.out:
         model_state = parallel.full_model_state(s.model)  # every process: under FSDP it gathers
         if parallel.is_main():

@@ -117,6 +117,18 @@ def test_resume_replays_the_uninterrupted_run(tmp_path):
     status, _, stderr = run(["--resume", part, "--lr", 0.5])
     assert status == 2 and "--lr 0.5 differs from the run's 0.1" in stderr and "Traceback" not in stderr
 
+    # A damaged checkpoint is an error naming it, not a traceback: one missing parts,
+    # and one whose network's spec was edited (its first stage renamed).
+    payload = torch.load(part, weights_only=True)
+    torch.save({k: v for k, v in payload.items() if k != "rng"}, tmp_path / "partial.pt")
+    artifact = payload["artifact"].numpy().tobytes().replace(b"stage1:", b"stageX:", 1)
+    torch.save({**payload, "artifact": torch.frombuffer(bytearray(artifact), dtype=torch.uint8)},
+               tmp_path / "edited.pt")
+    for name, message in (("partial.pt", "is damaged: it lacks parts a checkpoint has"),
+                          ("edited.pt", "is damaged: its spec is not valid: unknown input `stage1`")):
+        status, _, stderr = run(["--resume", tmp_path / name])
+        assert status == 2 and message in stderr and "Traceback" not in stderr, stderr
+
 
 @pytest.mark.parametrize("argv, message", [
     (["--input", "2x8x8"], "train.py: error: the spec takes input [2, 8, 8]; the digits are 1x8x8 grey images"),
@@ -175,17 +187,38 @@ def test_help_examples_are_valid_command_lines():
         assert args.spec is None or (ROOT / args.spec).is_file()
 
 
+def documented_commands() -> list[tuple[str, str]]:
+    """(command, shown output) for each train.py or torchrun command in --help and in
+    the console blocks of examples/README.md (the multi-GPU and multi-machine ones are
+    in sh blocks: they need what a test does not have)."""
+    found = [(line.strip(), "") for line in train.EPILOG.splitlines() if "examples/train.py" in line]
+    text = (EXAMPLES / "README.md").read_text(encoding="utf-8")
+    for block in re.findall(r"```console\n(.*?)```", text, re.S):
+        for command, shown in re.findall(r"^\$ ((?:python|torchrun) .*examples/train\.py.*)\n((?:(?!\$ ).*\n)*)",
+                                         block, re.M):
+            found.append((command, shown))
+    return found
+
+
 @pytest.mark.slow
-def test_help_examples_run_as_written(tmp_path):
-    (tmp_path / "examples").symlink_to(EXAMPLES)  # the commands' relative paths; what they write stays here
-    for line in [line.strip() for line in train.EPILOG.splitlines() if "examples/train.py" in line]:
-        words = shlex.split(line)
+def test_documented_training_commands_run_as_written(tmp_path):
+    for name in ("examples", "specs"):  # the commands' relative paths; what they write stays here
+        (tmp_path / name).symlink_to(ROOT / name)
+    commands = documented_commands()
+    assert len(commands) >= 10
+    for command, shown in commands:
+        words = shlex.split(command)
         if words[0] == "torchrun":
             words = [sys.executable, "-m", "torch.distributed.run", *words[1:]]
-        elif words[0] == "python":
+        else:
             words[0] = sys.executable
         result = subprocess.run(words, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, f"{line}\n{result.stderr}"
+        if "error:" in shown:  # shown failing: it fails with that message
+            assert result.returncode == 2 and shown.splitlines()[0] in result.stderr, command
+        else:
+            assert result.returncode == 0, f"{command}\n{result.stderr}"
+            final = [line for line in shown.splitlines() if line.startswith("test accuracy")]
+            assert not final or final[0].split(" (")[0] in result.stdout, command  # the figures shown
     assert (tmp_path / "digits.png").is_file() and (tmp_path / "digits.pt").is_file()
 
 

@@ -25,6 +25,7 @@ from .errors import TrainingError
 
 FORMAT = "archspec-examples.checkpoint/1"
 _ARTIFACT = "model.pt"
+_KEYS = {"format", "artifact", "epoch", "optimizer", "scheduler", "rng", "history", "settings"}
 _WHAT_RESUMES = "--resume takes a file that `train.py --checkpoint FILE` wrote"
 
 
@@ -80,11 +81,19 @@ def load_checkpoint(path, device=None):
                             hint=_WHAT_RESUMES) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise TrainingError(f"{shown} is not a checkpoint of examples/train.py ({FORMAT})", hint=_WHAT_RESUMES)
+    if payload.keys() != _KEYS or not isinstance(payload["artifact"], torch.Tensor) \
+            or payload["artifact"].dtype != torch.uint8:
+        raise TrainingError(f"{shown} is damaged: it lacks parts a checkpoint has", hint=_WHAT_RESUMES)
     with tempfile.TemporaryDirectory() as tmp:
         artifact = os.path.join(tmp, _ARTIFACT)
         with open(artifact, "wb") as f:
             f.write(payload["artifact"].numpy().tobytes())
-        net = archspec.load_built(artifact, device=device)  # raises SpecError for a damaged one
+        try:
+            net = archspec.load_built(artifact, device=device)  # checks the weights against the spec
+        except archspec.SpecError as exc:
+            detail = exc.diagnostics[0].message.replace(f"artifact is damaged: {artifact}: ", "")
+            raise TrainingError(f"{shown} is damaged: {detail.replace(artifact, 'its network')}",
+                                hint=_WHAT_RESUMES) from None
         spec_text = torch.load(artifact, map_location="meta", weights_only=True)["spec"]
     spec = archspec.loads(spec_text, name=f"{shown}#spec")
     state = TrainingState(payload["epoch"], payload["optimizer"], payload["scheduler"], payload["rng"],

@@ -48,9 +48,9 @@ def start(launch: Launch) -> torch.device:
     device = launch.device
     if device.type == "cuda":
         if launch.local_rank >= torch.cuda.device_count():
+            gpus = torch.cuda.device_count()
             raise TrainingError(f"process {launch.local_rank} of this machine has no GPU of its own: the machine "
-                                f"has {torch.cuda.device_count()}",
-                                hint=f"start one process per GPU: torchrun --nproc_per_node={torch.cuda.device_count()}")
+                                f"has {gpus}", hint=f"start one process per GPU: torchrun --nproc_per_node={gpus}")
         torch.cuda.set_device(device)
         dist.init_process_group("nccl", device_id=device)
     else:
@@ -97,7 +97,8 @@ def wrap(net, mode: str, device: torch.device):
             from torch.distributed.fsdp import fully_shard
         except ImportError:  # public from torch 2.6
             raise TrainingError(f"--parallel fsdp needs torch.distributed.fsdp.fully_shard (torch 2.6 or later); "
-                                f"this is torch {torch.__version__}", hint="use --parallel ddp, or a newer torch") from None
+                                f"this is torch {torch.__version__}",
+                                hint="use --parallel ddp, or a newer torch") from None
         from torch.distributed.device_mesh import init_device_mesh
 
         mesh = init_device_mesh(device.type, (dist.get_world_size(),))
