@@ -279,7 +279,7 @@ def start_session(args, device: torch.device, say) -> Session:
     if digits.note:
         say(digits.note)
 
-    model = parallel.wrap(net, args.parallel, device)
+    model = parallel.wrap(net, args.parallel, device, spec)
     optimizer = make_optimizer(model.parameters(), settings["lr"], settings["momentum"], settings["weight_decay"])
     scheduler = make_schedule(optimizer, settings["schedule"], settings["epochs"])
     # Each process draws its own dropout masks; the weights were made from the seed

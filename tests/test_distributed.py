@@ -28,8 +28,11 @@ WORLD = 2
 MODES = ("ddp", "fsdp")
 # No dropout and no batch norm: each process's forward then depends on its own
 # samples only, so the averaged gradient is the combined batch's. An auxiliary head
-# (training only, weighted 0.3) and a head on the flattened map keep it like the
-# digits network.
+# (training only, weighted 0.3) keeps it like the digits network. Two things FSDP
+# must be shown around: a layer scale keeps its weight on a block's namespace, which
+# is not a layer; and attention returns a view that the generated forward then
+# changes in place (the ReLU after it), which loses FSDP2's backward hook on a unit
+# (pytorch/pytorch#181832).
 SPEC = """
 archspec: 1
 name: step_check
@@ -38,8 +41,14 @@ graph:
   conv1: {op: conv, out: 6, k: 3, pad: 1}
   relu1: {op: relu}
   pool: {op: maxpool, k: 2}
-  conv2: {op: conv, out: 8, k: 3, pad: 1}
-  relu2: {op: relu}
+  block:
+    seq:
+      conv2: {op: conv, out: 8, k: 3, pad: 1}
+      gamma: {op: layer_scale, value: 0.5}
+      relu2: {op: relu}
+  tokens: {op: reshape, shape: [8, 16]}
+  attn: {op: attention, heads: 2}
+  relu3: {op: relu}
   flatten: {op: flatten}
   fc: {op: linear, out: 10}
   aux:
@@ -80,7 +89,7 @@ def _worker(rank: int, ports: list, out: str) -> None:
         launch = parallel.Launch.from_env()
         device = parallel.start(launch)
         net = _network()
-        model = parallel.wrap(net, mode, device)
+        model = parallel.wrap(net, mode, device, archspec.loads(SPEC))
         optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=0)
         images, labels = _batch()
         mine = slice(rank * 8, rank * 8 + 8)

@@ -4,9 +4,10 @@ per CPU share), each with its own slice of every epoch's data.
 torchrun sets RANK, WORLD_SIZE and LOCAL_RANK (and MASTER_ADDR / MASTER_PORT) in
 each process's environment; `Launch.from_env` reads them and `start` joins the
 process group: NCCL on GPUs, Gloo on CPUs. A compiled network is a plain
-nn.Module, so DistributedDataParallel and FSDP2 (`fully_shard`) wrap it as they
-wrap any other; SyncBatchNorm.convert_sync_batchnorm swaps its batch norms in place
-and keeps every state-dict key.
+nn.Module: DistributedDataParallel wraps it as it wraps any other, and
+SyncBatchNorm.convert_sync_batchnorm swaps its batch norms in place, keeping every
+state-dict key. FSDP2 (`fully_shard`) needs its units chosen with the generated
+forward in mind; see `_fully_shard`.
 
 Weights and optimizer state go to checkpoints through torch.distributed.checkpoint's
 state-dict functions, which give the same full, unsharded form (keys are the spec's
@@ -83,9 +84,9 @@ def sync_batchnorm(net, device: torch.device):
     return torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
 
 
-def wrap(net, mode: str, device: torch.device):
+def wrap(net, mode: str, device: torch.device, spec):
     """The model to train: `net` itself in a single process, else its DDP or FSDP2
-    form. `net` must already be on `device` (for FSDP, it may still be on the CPU)."""
+    form. `net` must already be on `device`; `spec` is the one it was built from."""
     if not dist.is_initialized():
         return net
     if mode == "ddp":
@@ -93,26 +94,67 @@ def wrap(net, mode: str, device: torch.device):
 
         return DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     if mode == "fsdp":
-        try:
-            from torch.distributed.fsdp import fully_shard
-        except ImportError:  # public from torch 2.6
-            raise TrainingError(f"--parallel fsdp needs torch.distributed.fsdp.fully_shard (torch 2.6 or later); "
-                                f"this is torch {torch.__version__}",
-                                hint="use --parallel ddp, or a newer torch") from None
-        from torch.distributed.device_mesh import init_device_mesh
-
-        mesh = init_device_mesh(device.type, (dist.get_world_size(),))
-        # FSDP gathers a unit's weights in a hook on that module's forward. The
-        # generated forward calls the layers (conv, bn, linear) by their paths and
-        # never a block's namespace (`layer1` is a container, not a step), so the
-        # units are the layers that hold weights; the root takes what is left (an
-        # op's own parameter). Only one layer's weights are whole at a time.
-        for module in net.modules():
-            if module is not net and any(True for _ in module.parameters(recurse=False)):
-                fully_shard(module, mesh=mesh)
-        fully_shard(net, mesh=mesh)
-        return net
+        return _fully_shard(net, device, spec)
     raise ValueError(f"unknown parallel mode {mode!r}; one of {', '.join(MODES)}")
+
+
+def _fully_shard(net, device: torch.device, spec):
+    try:
+        from torch.distributed.fsdp import fully_shard
+    except ImportError:  # public from torch 2.6
+        raise TrainingError(f"--parallel fsdp needs torch.distributed.fsdp.fully_shard (torch 2.6 or later); "
+                            f"this is torch {torch.__version__}", hint="use --parallel ddp, or a newer torch") from None
+    from torch.distributed.device_mesh import init_device_mesh
+
+    mesh = init_device_mesh(device.type, (dist.get_world_size(),))
+    # FSDP gathers a unit's weights in a hook on that module's forward, so a unit
+    # must be a module the forward calls. The generated forward calls each node's
+    # layer by its path (`self.layer1[0].conv1(x)`), never a block's namespace
+    # (`layer1` only holds modules) nor a layer's own sub-modules, so the units are
+    # the layers; the root takes what is left (a weight an op keeps on a namespace,
+    # as layer_scale does). Only one layer's weights are whole at a time.
+    stay_with_root = _layers_returning_views(spec)
+    for name, layer in _layers(net):
+        if name not in stay_with_root and any(True for _ in layer.parameters()):
+            fully_shard(layer, mesh=mesh)
+    fully_shard(net, mesh=mesh)
+    return net
+
+
+def _layers(module, prefix=""):
+    """(path, module) of each module a compiled network's forward calls: those at
+    nodes' names, below the namespaces of blocks."""
+    from archspec.builder import Namespace
+
+    for name, child in module.named_children():
+        if isinstance(child, Namespace):
+            yield from _layers(child, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", child
+
+
+def _layers_returning_views(spec) -> set:
+    """Layers whose training forward returns a view (nn.MultiheadAttention's
+    batch-first transpose does). FSDP2 hooks a unit's backward all-gather on its
+    outputs, and an in-place op on such a view (the generated forward adds a residual
+    or applies an activation in place where nothing else reads the value) loses the
+    hook: backward then finds the weights freed (pytorch/pytorch#181832). These
+    layers stay in the root's unit. Found by a training forward on the meta device,
+    which allocates nothing."""
+    import archspec
+
+    meta = archspec.build(spec, device="meta", check=False).train()
+    found, handles = set(), []
+    for name, layer in _layers(meta):
+        def record(module, args, output, name=name):
+            outputs = output if isinstance(output, tuple) else (output,)
+            if any(isinstance(t, torch.Tensor) and t._base is not None for t in outputs):
+                found.add(name)
+        handles.append(layer.register_forward_hook(record))
+    meta(torch.empty(2, *spec.input_shape, device="meta"))
+    for handle in handles:
+        handle.remove()
+    return found
 
 
 def total(*values, device) -> list:
