@@ -107,22 +107,26 @@ def _with_shape_errors(expansion) -> list:
 
 def build(path_or_spec, *, device=None, dtype=None, verify: bool = False, check: bool = True,
           input_shape=None, max_params: int | None = None, scale: str | None = None, init: bool = True,
-          **overrides) -> "CompiledNetwork":
+          weights=None, weights_map=None, **overrides) -> "CompiledNetwork":
     """Compile a spec into a torch.nn.Module (on `device`/`dtype` directly, "meta" included).
 
     `check=False` skips the spec's `expect:` figures; `verify=True` also runs a
     meta-device forward and compares every inferred shape. The weights start as the
-    spec's `init:` says, drawn from torch's generator (seed it with torch.manual_seed);
-    `init=False` keeps what PyTorch's module constructors drew, and a meta-device
-    build draws nothing."""
+    spec's `init:` says (docs/init.md), drawn from torch's generator (seed it with
+    torch.manual_seed); `init=False` keeps what PyTorch's module constructors drew, and
+    a meta-device build draws nothing. `weights` (a checkpoint file, or a state dict)
+    is loaded strictly, after `weights_map` ({old: new} key prefixes, or ["old=new",
+    ...]) renames its keys; it sets every tensor, so `init:` is then checked but not
+    drawn."""
     compiled = compile_spec(path_or_spec, input_shape, check=check, max_params=max_params, scale=scale,
                             **overrides)
-    return build_compiled(compiled, device=device, dtype=dtype, verify=verify, init=init)
+    return build_compiled(compiled, device=device, dtype=dtype, verify=verify, init=init, weights=weights,
+                          weights_map=weights_map)
 
 
-def build_compiled(compiled: Compiled, *, device=None, dtype=None, verify: bool = False,
-                   init: bool = True) -> "CompiledNetwork":
-    """The module of a spec already compiled (see `compile_spec`); `init` as for `build`."""
+def build_compiled(compiled: Compiled, *, device=None, dtype=None, verify: bool = False, init: bool = True,
+                   weights=None, weights_map=None) -> "CompiledNetwork":
+    """The module of a spec already compiled (see `compile_spec`); the rest as for `build`."""
     from .builder import build_module, check_memory  # torch is imported here, not for validate or summary
 
     check_memory(compiled.inferred, compiled.spec.name, device, dtype)
@@ -130,6 +134,10 @@ def build_compiled(compiled: Compiled, *, device=None, dtype=None, verify: bool 
         from .verify import verify as verify_shapes
 
         verify_shapes(compiled.inferred, compiled.spec.name)
+    if weights is not None:  # a strict load sets every tensor: drawing them first would be wasted
+        from .weights import build_with_weights
+
+        return build_with_weights(compiled, weights, weights_map, device=device, dtype=dtype)
     net = build_module(compiled.inferred, compiled.spec.name, device=device, dtype=dtype)
     if init:
         from .init import apply

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from .diagnostics import Diagnostic, SpecError
-from .forward import forward_graph
+from .forward import emit, forward_plan
 from .infer import InferredGraph
 from .ops import REGISTRY
 
@@ -92,14 +92,17 @@ def build_module(inferred: InferredGraph, name: str, device=None, dtype=None) ->
         _place(net, path, module)
 
     net._code = {}
+    plans = {training: forward_plan(inferred, modules, training) for training in (True, False)}
     for training in (True, False):
-        fx_graph = forward_graph(inferred, modules, training)
-        python = fx_graph.python_code(root_module="self")
-        namespace = dict(python.globals)
-        exec(compile(python.src, f"<archspec {name} {'train' if training else 'eval'}>", "exec"), namespace)
+        if training is False and plans[False] == plans[True]:  # most networks: generate once
+            forward, net._code[False] = net._forward_train, net._code[True]
+        else:
+            python = emit(plans[training]).python_code(root_module="self")
+            namespace = dict(python.globals)
+            exec(compile(python.src, f"<archspec {name} {'train' if training else 'eval'}>", "exec"), namespace)
+            forward, net._code[training] = namespace["forward"], python.src
         # Stored outside nn.Module's registries: a plain function, called with the network.
-        object.__setattr__(net, "_forward_train" if training else "_forward_eval", namespace["forward"])
-        net._code[training] = python.src
+        object.__setattr__(net, "_forward_train" if training else "_forward_eval", forward)
 
     real = sum(p.numel() for p in net.parameters())
     if real != inferred.total_params:

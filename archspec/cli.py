@@ -19,6 +19,7 @@ examples:
   archspec summary specs/resnet50.yaml --input 3x160x160
   archspec summary specs/googlenet.yaml --set aux_logits=false --json
   archspec validate specs/*.yaml
+  archspec validate specs/*.yaml --format sarif > archspec.sarif
   archspec draw specs/resnet18.yaml --format mermaid --depth 1
 
 exit status: 0 ok, 1 an `expect:` figure failed, 2 invalid spec or command line,
@@ -34,6 +35,17 @@ examples:
 svg needs Graphviz's `dot` (apt-get install graphviz, brew install graphviz, or
 conda install graphviz); html, dot and mermaid need nothing installed. The html page
 loads nothing from the network: its script and style are inside it."""
+
+_EXPORT_EPILOG = """\
+examples:
+  archspec export specs/squeezenet1_1.yaml -o squeezenet1_1.onnx
+  archspec export specs/squeezenet1_0.yaml --format pt2 --dynamic batch -o squeezenet1_0.pt2
+
+--dynamic (default: the batch size, and each spatial size the spec allows): a spatial
+size is fixed when the weights depend on it (a flatten into a linear layer); adaptive
+pools keep it free. --weights FILE exports trained weights (as `build --weights`);
+without it the file holds freshly initialised ones. ONNX needs the `export` extra:
+pip install 'archspec-nn[export]'."""
 
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a program stopped by SIGPIPE
 
@@ -72,11 +84,24 @@ def _parser() -> argparse.ArgumentParser:
                              help="do not check the spec's `expect:` figures at all (by default a variant "
                                   "made with --set or --input checks only the figures written as expressions)")
 
+    def weights_options(cmd):
+        cmd.add_argument("--weights", metavar="FILE",
+                         help="load this checkpoint (a state dict, or a dict holding one under `state_dict` or "
+                              "`model`) strictly; read with torch.load(weights_only=True), so it never runs code")
+        cmd.add_argument("--weights-map", dest="weights_map", action="append", default=[], metavar="OLD=NEW",
+                         help="rename a key prefix of the checkpoint first (`module.=` drops a wrapper's "
+                              "`module.`); repeatable, the first that matches a key applies")
+
     v = sub.add_parser("validate", help="check specs without building them", epilog=_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Validate each spec: schema, expansion, shapes, `expect:` figures. "
                                    "Nothing is allocated.")
     spec_options(v, many=True, expect=True)
+    v.add_argument("--format", choices=("text", "json", "sarif"), default="text",
+                   help="text (default); json: one document of every diagnostic with its code, position and "
+                        "end, for editors and scripts; sarif: SARIF 2.1.0, for GitHub code scanning")
+    v.add_argument("--only-specs", action="store_true",
+                   help="skip files without a top-level `archspec:` key (for hooks that pass every YAML file)")
 
     b = sub.add_parser("build", help="compile a spec into a torch.nn.Module", epilog=_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -89,6 +114,12 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--verify", action="store_true",
                    help="also run a forward on the meta device and compare every inferred shape")
     b.add_argument("--print-code", action="store_true", help="print the generated eval-mode forward")
+    b.add_argument("--seed", type=int, metavar="N",
+                   help="seed torch's generator first, so the weights drawn (and written with -o) are reproducible")
+    b.add_argument("--no-init", dest="init", action="store_false",
+                   help="skip the spec's `init:` rules: every tensor keeps what its PyTorch module drew "
+                        "(with --weights nothing is drawn for them anyway: the checkpoint sets every tensor)")
+    weights_options(b)
 
     s = sub.add_parser("summary", help="print shapes, params and MACs of every node", epilog=_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -139,6 +170,21 @@ def _parser() -> argparse.ArgumentParser:
                     "arguments named after the block's), submodules named as archspec names them (so "
                     "state-dict keys are archspec's), an explicit forward with the spec's `doc:` strings "
                     "as comments, and build() taking the file-level args that only change sizes."))
+
+    x = sub.add_parser("export", help="write the network as ONNX or a torch.export program (.pt2)",
+                       epilog=_EXPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Build the network in eval mode and export it: ONNX through torch.onnx's "
+                                   "torch.export-based exporter, or the torch.export program itself (.pt2, "
+                                   "load with torch.export.load). Dynamic sizes are declared from the spec.")
+    spec_options(x, expect=True)
+    x.add_argument("--format", choices=("onnx", "pt2"), help="default: from -o FILE's extension (.onnx, .pt2)")
+    x.add_argument("-o", "--output", metavar="FILE", required=True,
+                   help="the file to write (through a temporary file and a rename)")
+    x.add_argument("--dynamic", choices=("batch", "spatial", "none"),
+                   help="batch: only the batch size varies; spatial: the batch and every spatial size "
+                        "(refused where the weights fix one); none: every size fixed. Default: the batch "
+                        "and each spatial size the spec allows")
+    weights_options(x)
 
     sub.add_parser("schema", help="print the JSON Schema of the spec language",
                    description="Print the JSON Schema (Draft 2020-12) that every spec must satisfy, "
@@ -313,6 +359,10 @@ def _expect_line(compiled) -> str | None:
 
 
 def cmd_validate(args) -> int:
+    if args.only_specs:
+        args.specs = [path for path in args.specs if _is_spec(path)]
+    if args.format != "text":
+        return _validate_report(args)
     status = 0
     for path in args.specs:
         try:
@@ -326,6 +376,48 @@ def cmd_validate(args) -> int:
     return status
 
 
+def _is_spec(path) -> bool:
+    """A file with a top-level `archspec:` key, or one that cannot be read (validate reports why)."""
+    import re
+
+    from .diagnostics import MAX_SOURCE_BYTES
+    from .yaml_source import read_regular_file
+
+    try:
+        text = read_regular_file(path, MAX_SOURCE_BYTES).decode("utf-8", errors="replace")
+    except (OSError, ValueError):
+        return True
+    return re.search(r"^archspec[ \t]*:", text, re.M) is not None
+
+
+def _validate_report(args) -> int:
+    """validate --format json|sarif: every spec's diagnostics, warnings included, in one document."""
+    from .api import SpecWarning
+    from .diagnostic_formats import SpecResult, to_json, to_sarif
+
+    results, status = [], 0
+    for path in args.specs:
+        result = SpecResult(display_path(path))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                inferred = _compile(args, path).inferred
+                result.nodes, result.params = len(inferred.graph.nodes), inferred.total_params
+            except SpecError as exc:
+                result.diagnostics.extend(exc.diagnostics)
+                status = max(status, exc.exit_code)
+        for w in caught:
+            if isinstance(w.message, SpecWarning):
+                result.diagnostics.append(w.message.diagnostic)
+            else:
+                print(f"archspec: warning: {w.message}", file=sys.stderr)
+        result.diagnostics.sort(key=lambda d: (d.pos is None, d.pos and (d.pos.file, d.pos.line, d.pos.col)))
+        results.append(result)
+    version = _version()
+    print(to_json(results, status, version) if args.format == "json" else to_sarif(results, version))
+    return status
+
+
 def cmd_build(args) -> int:
     from .api import build_compiled
 
@@ -333,9 +425,16 @@ def cmd_build(args) -> int:
         from .atomic import check_output_path
 
         check_output_path(args.output)  # before the work, not after it
+    if args.weights_map and not args.weights:
+        raise error("E0623", "--weights-map renames the keys of --weights FILE, which is not given")
     compiled = _compile(args, args.spec)
     spec, inferred = compiled.spec, compiled.inferred
-    net = build_compiled(compiled, verify=args.verify)
+    if args.seed is not None:
+        import torch
+
+        torch.manual_seed(args.seed)
+    net = build_compiled(compiled, verify=args.verify, init=args.init, weights=args.weights,
+                         weights_map=args.weights_map)
     outputs = ", ".join(f"{o.name} {list(inferred.shape(o.node))}" + (" (training)" if o.train_only else "")
                         for o in inferred.graph.outputs)
     print(f"built {spec.name}: {inferred.total_params:,} params, {inferred.macs():,} MACs per sample, "
@@ -345,6 +444,8 @@ def cmd_build(args) -> int:
         print(line)
     if args.verify:
         print("verify: a meta-device forward agrees with every inferred shape")
+    if args.weights:
+        print(f"weights: every key of {args.weights} loaded ({len(net.state_dict())} tensors)")
     if args.print_code:
         print(net.code(training=False))
     if args.output:
@@ -469,8 +570,47 @@ def cmd_schema(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .exporter import export_spec
+
+    if args.weights_map and not args.weights:
+        raise error("E0623", "--weights-map renames the keys of --weights FILE, which is not given")
+    check = not args.no_expect
+    result = export_spec(args.spec, args.output, args.format, dynamic=args.dynamic, weights=args.weights,
+                         weights_map=args.weights_map, input_shape=args.input, scale=args.scale,
+                         max_params=args.max_params, check=check, **_overrides(args))
+    print(_export_report(result))
+    return 0
+
+
+def _export_report(result) -> str:
+    kind = f"ONNX opset {result.opset}" if result.format == "onnx" else "torch.export program"
+    lines = [f"exported {result.name} to {result.path} ({kind}, {result.size / 1e6:,.1f} MB)",
+             f"input  `input` {_dims(result.input)}"]
+    lines += [f"output `{name}` {_dims(dims)}" for name, dims in result.outputs]
+    dynamic = ", ".join(f"{name} >= {least}" for name, least in result.least.items())
+    lines.append(f"dynamic: {dynamic or 'none (every size is fixed)'}")
+    reasons: dict = {}  # one line for the sizes one node fixes
+    for name, why in result.fixed.items():
+        reasons.setdefault(why.pos or why.message, []).append((name, why))
+    for names in reasons.values():
+        (_, why), shown = names[0], " and ".join(name for name, _ in names)
+        lines.append(f"fixed: {shown}: {why.message}" + (f" ({why.pos})" if why.pos else "")
+                     + (f" (the {', '.join(n for n, _ in names[1:])} likewise)" if len(names) > 1 else ""))
+    if result.fallback:
+        lines.append(f"fixed: the spatial sizes, which torch.export refused as dynamic: {result.fallback}")
+    lines.append(f"weights: {result.weights}" if result.weights else
+                 "weights: none given, so the file holds freshly initialised weights (--weights FILE loads "
+                 "trained ones)")
+    return "\n".join(lines)
+
+
+def _dims(dims) -> str:
+    return "[" + ", ".join(str(d) for d in dims) + "]"
+
+
 _COMMANDS = {"validate": cmd_validate, "build": cmd_build, "summary": cmd_summary, "draw": cmd_draw,
-             "diff": cmd_diff, "eject": cmd_eject, "schema": cmd_schema}
+             "diff": cmd_diff, "eject": cmd_eject, "export": cmd_export, "schema": cmd_schema}
 
 
 if __name__ == "__main__":

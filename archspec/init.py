@@ -13,7 +13,7 @@ sets tensors of each: the key is the tensor's state-dict name after the node's n
 shortcut's conv), or `value` for a node that is itself one parameter (`class_token`).
 Rules apply in order and, for one tensor, the last rule that sets it wins. Tensors no
 rule sets keep what PyTorch's module constructor drew for them (as does the scheme
-`default`).
+`default`); `init: default` says so for the whole network.
 
 Planning (`plan`) needs no torch: it checks schemes, arguments and selections when
 the spec is compiled, so `archspec validate` reports them. Applying (`apply`) runs
@@ -123,7 +123,7 @@ def plan(spec, graph) -> Plan:
     """The spec's `init:` rules resolved on the expanded graph; SpecError lists every
     mistake (E0320-E0324, expression errors) at the value written."""
     rules = spec.document.get("init")
-    if not rules:
+    if not rules or rules == "default":  # `init: default`: PyTorch's constructors' draws, kept
         return EMPTY
     problems: list = []
     env = dict(spec.args)
@@ -199,7 +199,7 @@ def _setting(rule, index, key, env, problems) -> Setting | None:
     raw, pos = rule[key], rule.where(key)
     if is_expression(raw):  # a number (a constant) or a scheme's name, worked out
         try:
-            raw = _value(raw, env, pos, key)
+            raw = _value(raw, {**env, **_FUNCTIONS}, pos, key)
         except SpecError as exc:
             problems.extend(exc.diagnostics)
             return None
@@ -227,7 +227,7 @@ def _setting(rule, index, key, env, problems) -> Setting | None:
     scheme = SCHEMES.get(name) if isinstance(name, str) else None
     if scheme is None:
         scheme_pos = pos if isinstance(raw, str) else raw.key_pos.get(name, pos) if hasattr(raw, "key_pos") else pos
-        problems.append(Diagnostic("E0320", f"`{key}`: unknown init scheme {name!r}", scheme_pos,
+        problems.append(Diagnostic("E0320", f"`{key}`: unknown init scheme `{name}`", scheme_pos,
                                    did_you_mean(str(name), SCHEMES) or "schemes: " + ", ".join(SCHEMES)))
         return None
     written_args = written_args or {}

@@ -35,6 +35,12 @@ _NAMES = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "str
 _SHAPE = {"anyOf": [{"type": "array", "items": _INT_OR_EXPR, "minItems": 1}, EXPRESSION_SCHEMA]}
 
 
+def _requires(*names) -> dict:
+    """`required` with the names also listed under `properties`: strict validators (Ajv
+    --strict) refuse a required property that the same subschema does not define."""
+    return {"required": list(names), "properties": {name: True for name in names}}
+
+
 def join_kinds(ops: dict | None = None) -> tuple:
     """Ops that are also node kinds (`concat: [...]`), in name order."""
     return tuple(name for name, op in sorted((ops or REGISTRY.available()).items()) if op.join)
@@ -54,7 +60,7 @@ def build_schema(ops: dict | None = None) -> dict:
         for name, op in sorted(ops.items())
     ]
     join_rules = [
-        {"if": {"required": [name]}, "then": {"properties": op.arg_schema()}}
+        {"if": _requires(name), "then": {"properties": op.arg_schema()}}
         for name, op in sorted(ops.items()) if op.join
     ]
     node_map = {
@@ -77,11 +83,11 @@ def build_schema(ops: dict | None = None) -> dict:
             "as": {**_IDENTIFIER, "description": "name of the repeat's index variable (default i)"},
             **{name: {"$ref": "#/$defs/branches"} for name in join_kinds(ops)},
         },
-        "oneOf": [{"required": [kind]} for kind in kinds],
+        "oneOf": [_requires(kind) for kind in kinds],
         # The op rules sit in an allOf of their own: a table lookup for the fast checker.
         "allOf": [{"allOf": op_rules}, *join_rules,
             # A block's arguments are its own: any identifier, any value.
-            {"if": {"required": ["block"]},
+            {"if": _requires("block"),
              "then": {"propertyNames": _IDENTIFIER, "additionalProperties": True}},
         ],
         "unevaluatedProperties": False,
@@ -108,26 +114,27 @@ def build_schema(ops: dict | None = None) -> dict:
                        "description": "named sets of arg values, chosen with --scale NAME",
                        "additionalProperties": {"type": "object", "propertyNames": _IDENTIFIER}},
             "scale": {**_SCALE_NAME, "description": "the scale this spec is, as written"},
-            "init": {"type": "array", "items": {"$ref": "#/$defs/init_rule"},
-                     "description": "how the weights start, rule by rule (later rules win); [] keeps "
-                                    "PyTorch's defaults"},
+            "init": {"anyOf": [{"type": "array", "items": {"$ref": "#/$defs/init_rule"}},
+                               {"type": "string", "const": "default"}],
+                     "description": "how the weights start, rule by rule (later rules win); `default` "
+                                    "(or []) keeps what PyTorch's module constructors draw (docs/init.md)"},
         },
         "additionalProperties": False,
-        "if": {"not": {"required": ["extends"]}},
-        "then": {"required": ["graph", "input"]},
+        # A spec without `extends:` says what it is itself.
+        "if": {"not": _requires("extends")},
+        "then": _requires("graph", "input"),
         "$defs": {
             # if/then/else rather than anyOf, so each mistake is reported on its own.
+            # (An array, else an object: no union types, which strict validators refuse.)
             "body": {
-                "type": ["object", "array"],
                 "if": {"type": "array"},
-                "then": {"minItems": 1, "items": {"$ref": "#/$defs/node"}},
-                "else": {"propertyNames": _NODE_NAME, "minProperties": 1,
+                "then": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/node"}},
+                "else": {"type": "object", "propertyNames": _NODE_NAME, "minProperties": 1,
                          "additionalProperties": {"$ref": "#/$defs/node"}},
             },
             "node": {
-                "type": ["object", "array"],
                 "if": {"type": "array"},
-                "then": {"minItems": 1, "items": {"$ref": "#/$defs/node"}},
+                "then": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/node"}},
                 "else": {"$ref": "#/$defs/node_map"},
             },
             "node_map": node_map,
@@ -147,10 +154,10 @@ def build_schema(ops: dict | None = None) -> dict:
                 "additionalProperties": False,
             },
             "output": {
-                "type": ["string", "object"],
                 "if": {"type": "string"},
                 "then": _REF,
-                "else": {"properties": {"from": _REF, "when": _BOOL_OR_EXPR, "train_only": _BOOL_OR_EXPR},
+                "else": {"type": "object",
+                         "properties": {"from": _REF, "when": _BOOL_OR_EXPR, "train_only": _BOOL_OR_EXPR},
                          "required": ["from"], "additionalProperties": False}},
             # Schemes and their arguments are checked by archspec/init.py, which says more
             # about a misspelt scheme than a schema can.
@@ -375,6 +382,13 @@ def _diagnostic(document, err) -> Diagnostic:
             f"`{where}` says neither what it is nor what it contains")
         return Diagnostic("E0203", msg, _position(document, err.absolute_path),
                           "add `op: NAME`, `block: NAME`, `seq:`, `concat:` or `add:`")
+    if err.validator == "anyOf" and list(err.absolute_path) == ["init"] and isinstance(err.instance, list):
+        err = next(e for e in err.context if e.relative_schema_path[0] == 0)  # a list: what is wrong in it
+    elif err.validator == "anyOf" and list(err.absolute_path) == ["init"]:  # neither rules nor `default`
+        close = did_you_mean(err.instance, ["default"]) if isinstance(err.instance, str) else None
+        return Diagnostic("E0201", f"`init` must be a list of rules or `default`, got {err.instance!r}",
+                          _position(document, ["init"]),
+                          close or "write each rule as a list item: `- {op: conv, weight: kaiming_normal}`")
     err = _deepest(err) if not _offers_expression(err) else err
     path = list(err.absolute_path)
     where = ".".join(map(str, path)) or "the document"

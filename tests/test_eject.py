@@ -22,6 +22,9 @@ from archspec.ops import REGISTRY, Arg, Example, Op, register_op
 from conftest import ROOT, SPECS
 
 ALL_SPECS = sorted(SPECS.glob("*.yaml"))
+# CI ejects the family bases (every construct of the zoo is written in one of them)
+# and the specs whose outputs it compares; the others, with the slow tests.
+FAMILY_BASES = {p.name for p in ALL_SPECS if "\nextends:" not in p.read_text()}
 # Spec (or spec with --set values) -> input for an eval forward, and whether to compare
 # training mode too (only where no dropout makes it random).
 FORWARDS = {
@@ -255,19 +258,26 @@ def check_outputs(r) -> None:
 
 
 @pytest.fixture(scope="module")
-def ejected(tmp_path_factory, extra_ops):
-    """Every shipped spec (and the variant and test spec above), ejected, linted and run."""
+def ejected(request, tmp_path_factory, extra_ops):
+    """The cases this run selected (and the variant and test spec above), ejected,
+    linted and run."""
+    selected = set()
+    for item in request.session.items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if item.module is request.module and "case" in params:
+            selected.add(params["case"])
     work = tmp_path_factory.mktemp("ejected")
     features = work / "features.yaml"
     features.write_text(FEATURES)
-    cases = {path.name: (path, {}) for path in ALL_SPECS}
+    cases = {path.name: (path, {}) for path in ALL_SPECS if path.name in selected | set(FORWARDS) | {"resnet50.yaml"}}
     cases["googlenet_cifar.yaml no dropout"] = (SPECS / "googlenet_cifar.yaml", NO_DROPOUT)
     cases["features"] = (features, {})
     forwards = {**FORWARDS, "googlenet_cifar.yaml no dropout": ((3, 32, 32), True), "features": ((3, 16, 16), True)}
     return eject_and_run(work, cases, forwards)
 
 
-CASES = [p.name for p in ALL_SPECS] + ["googlenet_cifar.yaml no dropout", "features"]
+CASES = [name if name in FAMILY_BASES or name in FORWARDS else pytest.param(name, marks=pytest.mark.slow)
+         for name in (p.name for p in ALL_SPECS)] + ["googlenet_cifar.yaml no dropout", "features"]
 
 
 @pytest.mark.parametrize("case", CASES)
