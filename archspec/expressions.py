@@ -20,6 +20,7 @@ import math
 import operator
 import re
 import reprlib
+from functools import lru_cache
 
 _WHOLE_NAME = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
 _PLACEHOLDER = re.compile(r"\$\{([^{}]*)\}")
@@ -72,16 +73,30 @@ def resolve(value, env: dict):
     """The value of a spec scalar: expressions evaluated, anything else as is."""
     if not isinstance(value, str) or "$" not in value:
         return value
-    whole = _WHOLE_NAME.match(value)
-    if whole:
-        return _lookup(whole.group(1), env)
-    stripped = value.strip()
-    match = _PLACEHOLDER.fullmatch(stripped)
-    if match:
-        return evaluate(match.group(1), env)
-    if _PLACEHOLDER.search(value):
+    form, payload = _form(value)
+    if form == "name":
+        return _lookup(payload, env)
+    if form == "expression":
+        return evaluate(payload, env)
+    if form == "template":
         return _interpolate(value, env)
     return value
+
+
+@lru_cache(maxsize=4096)
+def _form(value: str) -> tuple:
+    """What kind of scalar `value` is, and the part to evaluate. Cached: a block's
+    body is instantiated once per use, so the same few strings come back thousands of
+    times in a large spec, and matching them again cost more than evaluating them."""
+    whole = _WHOLE_NAME.match(value)
+    if whole:
+        return "name", whole.group(1)
+    match = _PLACEHOLDER.fullmatch(value.strip())
+    if match:
+        return "expression", match.group(1)
+    if _PLACEHOLDER.search(value):
+        return "template", None
+    return "text", None
 
 
 def _interpolate(template: str, env: dict) -> str:
@@ -103,20 +118,28 @@ def _as_text(value) -> str:
 
 
 def evaluate(text: str, env: dict):
-    if len(text) > MAX_EXPRESSION_CHARS:
-        raise ExpressionError("E0505", f"expression longer than {MAX_EXPRESSION_CHARS} characters")
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except (SyntaxError, ValueError) as exc:  # ValueError: a NUL byte, on some Pythons
-        reason = exc.msg if isinstance(exc, SyntaxError) else str(exc)
-        raise ExpressionError("E0501", f"cannot parse expression `{text.strip()}`: {reason}") from None
-    except (RecursionError, MemoryError):
-        raise ExpressionError("E0505", "expression nests too deeply") from None
+    tree = _parsed(text)
     try:
         return _Evaluator(env).visit(tree.body)
     except OverflowError:
         raise ExpressionError("E0504", f"`{text.strip()}` overflows: the number is too large") from None
     except RecursionError:
+        raise ExpressionError("E0505", "expression nests too deeply") from None
+
+
+@lru_cache(maxsize=4096)
+def _parsed(text: str) -> ast.Expression:
+    """The parse tree of an expression's text. Cached (errors are not): the same
+    expression is evaluated once per instance of its block, and parsing it is most of
+    the cost of evaluating it. Nothing changes a tree once parsed."""
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise ExpressionError("E0505", f"expression longer than {MAX_EXPRESSION_CHARS} characters")
+    try:
+        return ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError) as exc:  # ValueError: a NUL byte, on some Pythons
+        reason = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+        raise ExpressionError("E0501", f"cannot parse expression `{text.strip()}`: {reason}") from None
+    except (RecursionError, MemoryError):
         raise ExpressionError("E0505", "expression nests too deeply") from None
 
 
