@@ -64,15 +64,16 @@ def compile_spec(path_or_spec, input_shape=None, check: bool = True, max_params:
     budget; allocates nothing."""
     if max_params is not None:
         _need_count("max_params", max_params, least=0)
-    spec = _spec(path_or_spec, input_shape, scale, overrides)
     with _collector_paused():
+        spec = _spec(path_or_spec, input_shape, scale, overrides)
         expansion = expand(spec)
         if expansion.errors:
             raise SpecError(_with_shape_errors(expansion))
         inferred = infer(expansion.graph, known=expansion.facts)
     for diagnostic in inferred.graph.warnings:
         warnings.warn(SpecWarning(diagnostic), stacklevel=2)
-    init = plan_init(spec, inferred.graph)
+    with _collector_paused():
+        init = plan_init(spec, inferred.graph)
     if max_params is not None and inferred.total_params > max_params:
         raise error("E0703", f"{spec.name} has {inferred.total_params:,} parameters, over the budget "
                     f"of {max_params:,}", hint="nothing was allocated; raise --max-params or shrink the spec")
@@ -82,8 +83,9 @@ def compile_spec(path_or_spec, input_shape=None, check: bool = True, max_params:
 
 @contextmanager
 def _collector_paused():
-    """Expansion allocates many small objects and frees none of them as cycles; the
-    cyclic garbage collector's passes over them cost more than half its time."""
+    """Loading, expansion and planning allocate many small objects and free none of
+    them as cycles; the cyclic garbage collector's passes over them cost more than half
+    of expansion's time, and a few ms of a cold start's loading and planning."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
