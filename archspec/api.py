@@ -9,7 +9,6 @@ from __future__ import annotations
 import gc
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
 from os import PathLike
 
 from .check import ExpectReport, check_expectations
@@ -17,6 +16,7 @@ from .diagnostics import Diagnostic, SpecError, error
 from .expand import expand
 from .infer import InferredGraph, infer
 from .init import EMPTY as EMPTY_PLAN, Plan, plan as plan_init
+from .records import record, replace
 from .spec import Spec, load as _load
 from .summary import DTYPE_BYTES, Summary, summarize_graph
 
@@ -33,7 +33,7 @@ class SpecWarning(UserWarning):
         self.diagnostic = diagnostic
 
 
-@dataclass(frozen=True)
+@record
 class Compiled:
     """A spec worked out without allocating anything: its graph with every shape,
     parameter count and MAC, and what its `expect:` check found."""

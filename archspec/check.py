@@ -15,16 +15,15 @@ are checked, and one that fails says where it was inherited from.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .diagnostics import Diagnostic, SpecError, error
 from .expressions import is_expression
 from .infer import InferredGraph
+from .records import record
 from .spec import Spec, resolve_written
 from .yaml_source import position_of
 
 
-@dataclass(frozen=True)
+@record
 class ExpectReport:
     checked: int   # figures compared (all of them held)
     skipped: int   # literal figures not applying to this variant

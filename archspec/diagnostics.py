@@ -10,11 +10,12 @@ import os
 import re
 import stat
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 
+from .records import record
 
-@dataclass(frozen=True)
+
+@record
 class Position:
     """A place in a source file, 1-based like every editor."""
 
@@ -36,7 +37,7 @@ _CHECK_CODES = {"E0701", "E0702", "E0703", "E0705"}  # figures the spec or the c
 _INTERNAL_CODES = {"E0704"}                  # archspec disagreeing with PyTorch: a bug
 
 
-@dataclass(frozen=True)
+@record
 class Diagnostic:
     code: str
     message: str

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import keyword
 import re
-from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from .diagnostics import Diagnostic, Position, SpecError, did_you_mean, error
@@ -21,6 +20,7 @@ from .expressions import ExpressionError, Function, Lazy
 from .graph import INPUT, Graph, Node, Output, finish_graph, to_networkx
 from .infer import node_facts
 from .ops import REGISTRY, OpError
+from .records import Factory, record, replace
 from .schema import COMMON_NODE_KEYS, node_kinds
 from .spec import SHAPE_NAMES, Spec, resolve_written
 from .yaml_source import SourceMap, make_map, position_of
@@ -51,7 +51,7 @@ TAKEN_BY_TORCH = frozenset("""
 """.split())
 
 
-@dataclass
+@record(frozen=False)
 class _Scope:
     prefix: str                     # "layer1.0." (empty at the top)
     env: dict                       # names visible to expressions
@@ -59,14 +59,14 @@ class _Scope:
     trace: tuple                    # instantiation chain, innermost first
     blocks_open: tuple              # block names being instantiated (recursion guard)
     depth: int
-    names: dict = field(default_factory=dict)     # local name -> output node
-    children: dict = field(default_factory=dict)  # local name -> _Scope (blocks, seqs, repeats)
-    switched_off: dict = field(default_factory=dict)  # local name -> position of its `when:`
+    names: dict = Factory(dict)     # local name -> output node
+    children: dict = Factory(dict)  # local name -> _Scope (blocks, seqs, repeats)
+    switched_off: dict = Factory(dict)  # local name -> position of its `when:`
     frozen: bool = False            # weights below here do not train
     labels: tuple = ()              # (namespace, what made it): ("layer1.0", "bottleneck"), ...
 
 
-@dataclass(frozen=True)
+@record
 class Expansion:
     """What expansion found: the graph, or the errors and the part of the graph they
     left sound (so that shape checks can still report independent mistakes)."""
@@ -74,7 +74,7 @@ class Expansion:
     graph: Graph | None
     errors: tuple = ()
     sound_part: Graph | None = None
-    facts: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # for inference to reuse
+    facts: MappingProxyType = Factory(lambda: MappingProxyType({}))  # for inference to reuse
 
 
 def expand(spec: Spec) -> Expansion:
@@ -632,7 +632,7 @@ class _Expander:
         return outputs
 
 
-@dataclass(frozen=True)
+@record
 class _Ref:
     name: str
     pos: Position

@@ -1,10 +1,10 @@
 """The flat graph of primitive ops that every later stage works on."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from .diagnostics import Diagnostic, Position, SpecError
+from .records import Factory, record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (PEP 781)
 if TYPE_CHECKING:  # networkx is imported where a graph algorithm is needed, not at start-up
@@ -13,7 +13,7 @@ if TYPE_CHECKING:  # networkx is imported where a graph algorithm is needed, not
 INPUT = "input"  # the name of the graph's input node
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class Node:
     name: str                 # qualified: `layer1.0.conv1`, also the module path of its weights
     op: str
@@ -21,12 +21,12 @@ class Node:
     inputs: tuple             # qualified names of the producers, in order
     pos: Position | None      # where the node was written
     trace: tuple = ()         # instantiation chain, innermost first: ((what, pos), ...)
-    arg_pos: dict = field(default_factory=dict)  # where each arg was written (read only)
+    arg_pos: dict = Factory(dict)  # where each arg was written (read only)
     frozen: bool = False      # its weights have requires_grad=False
     scopes: tuple = ()        # enclosing namespaces and what made them: (("layer1.0", "bottleneck"), ...)
 
 
-@dataclass(frozen=True)
+@record
 class Output:
     name: str
     node: str
@@ -34,14 +34,14 @@ class Output:
     pos: Position | None
 
 
-@dataclass(frozen=True)
+@record
 class Graph:
     input_shape: tuple
     nodes: MappingProxyType   # name -> Node, in topological order
     outputs: tuple            # Output, in declared order
     warnings: tuple = ()      # Diagnostics that do not stop a build
     # Qualified names of blocks, seqs and repeats -> the node that is their output.
-    aliases: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    aliases: MappingProxyType = Factory(lambda: MappingProxyType({}))
     # The node names as the spec writes them (expansion order), which can differ from
     # the topological order when a `from:` names a node written later. Modules are
     # registered in this order, so a spec decides its state dict's key order.

@@ -4,15 +4,15 @@ Nothing is allocated: the op registry's rules are applied in topological order.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from types import MappingProxyType
 
 from .diagnostics import Diagnostic, SpecError
 from .graph import INPUT, Graph
 from .ops import REGISTRY, OpError
+from .records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class NodeFacts:
     shape: tuple   # per sample
     params: int
@@ -20,7 +20,7 @@ class NodeFacts:
     buffers: tuple = (0, 0)  # buffer elements: (floating point, int64)
 
 
-@dataclass(frozen=True)
+@record
 class InferredGraph:
     graph: Graph
     facts: MappingProxyType  # node name -> NodeFacts

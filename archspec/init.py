@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from .diagnostics import Diagnostic, SpecError, did_you_mean
 from .expressions import ExpressionError, Function, Lazy, is_expression, resolve
 from .ops import REGISTRY
+from .records import Factory, record
 from .yaml_source import position_of
 
 # Keys of a rule that select nodes or describe the rule; every other key names a tensor.
@@ -46,7 +46,7 @@ NONLINEARITIES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "c
 _REQUIRED = object()
 
 
-@dataclass(frozen=True)
+@record
 class Scheme:
     name: str
     args: dict            # argument -> (kind, default); kinds in _ARG_KINDS
@@ -88,7 +88,7 @@ class _NeedsTensor(Exception):
     """An argument reads the tensor (`fan_in`): it is worked out when the network is built."""
 
 
-@dataclass(frozen=True)
+@record
 class Setting:
     """One tensor key of one rule: the scheme and its arguments as written."""
 
@@ -101,14 +101,14 @@ class Setting:
     arg_pos: MappingProxyType
 
 
-@dataclass(frozen=True)
+@record
 class Plan:
     """What `init:` sets: state-dict key -> Setting; and per rule key, the nodes its
     rule selected (every key must name a tensor of one of them)."""
 
     settings: MappingProxyType
     uses: tuple = ()      # (Setting, node names)
-    env: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # the spec's args
+    env: MappingProxyType = Factory(lambda: MappingProxyType({}))  # the spec's args
 
     def __bool__(self) -> bool:
         return bool(self.uses)

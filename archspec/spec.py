@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-
 from .diagnostics import Diagnostic, SpecError, did_you_mean, display_path, error
 from .expressions import ExpressionError, is_expression, resolve
+from .records import record
 from .schema import validate_document
 from .yaml_source import SourceMap, load_text, load_value, position_of, read_text
 
@@ -26,14 +25,14 @@ SHAPE_NAMES = ("in_shape", "in_channels", "shape")
 _MERGED_BY_KEY = ("args", "blocks", "scales")
 
 
-@dataclass(frozen=True)
+@record
 class Spec:
     path: str
     name: str
     document: SourceMap
     args: MappingProxyType
     input_shape: tuple
-    parents: tuple = field(default=())
+    parents: tuple = ()
     input_overridden: bool = False
     overrides: tuple = ()  # names of the args set by the caller
     scale: str | None = None      # the named scale applied (the caller's, else the file's `scale:`)

@@ -3,10 +3,10 @@ trainable and frozen parameters, and memory estimates for a batch and dtype."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
 
 from .infer import InferredGraph
 from .ops import REGISTRY
+from .records import as_dict, record, replace
 
 MAC_DEFINITION = ("multiply-accumulates as torch.utils.flop_counter.FlopCounterMode counts them "
                   "(its flops / 2): the products of convolutions, linear layers at every position "
@@ -19,7 +19,7 @@ MEMORY_DEFINITION = ("params and buffers: their elements x the dtype's size (int
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 
 
-@dataclass(frozen=True)
+@record
 class Row:
     name: str
     op: str
@@ -31,7 +31,7 @@ class Row:
     scopes: tuple = ()  # (namespace, block name / "seq" / "repeat xN"), outermost first
 
 
-@dataclass(frozen=True)
+@record
 class Summary:
     name: str
     input_shape: tuple
@@ -51,8 +51,8 @@ class Summary:
     scale: str | None = None  # the named scale applied, if any
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["rows"] = [asdict(r) for r in self.rows]
+        data = as_dict(self)
+        data["rows"] = [as_dict(r) for r in self.rows]
         data["mac_definition"] = MAC_DEFINITION
         data["memory_definition"] = MEMORY_DEFINITION
         return data

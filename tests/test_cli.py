@@ -148,6 +148,8 @@ def test_commands_that_build_nothing_start_without_torch(argv):
     modules = _imported_by(*argv)
     assert "archspec.cli" in modules  # the listing is real
     assert "torch" not in modules and "numpy" not in modules
+    # archspec's records are not dataclasses: `dataclasses` imports `inspect` (archspec/records.py)
+    assert "dataclasses" not in modules and "inspect" not in modules
 
 
 def test_help_and_schema_start_without_the_compiler():

@@ -21,8 +21,9 @@ spec never pays for importing it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Callable
+
+from ..records import Factory, record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (PEP 781)
 if TYPE_CHECKING:  # torch is imported only when something is built
@@ -49,7 +50,7 @@ REQUIRED = object()
 MAX_INT = 2**31 - 1
 
 
-@dataclass(frozen=True)
+@record
 class Arg:
     kind: str  # a key of ARG_KINDS, or "choice"
     default: Any = REQUIRED
@@ -57,12 +58,12 @@ class Arg:
     choices: tuple = ()
 
 
-@dataclass(frozen=True)
+@record
 class Example:
     """One small use of an op, run by tests/test_op_registry.py: `args` as a spec writes
     them, `inputs` the per-sample shape of each input, in order."""
 
-    args: dict = field(default_factory=dict)
+    args: dict = Factory(dict)
     inputs: tuple = ((3, 8, 8),)
 
 
