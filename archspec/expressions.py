@@ -196,6 +196,8 @@ _BINARY = {
     ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
     ast.Pow: operator.pow,
 }
+_SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%",
+            ast.Pow: "**"}
 _COMPARE = {
     ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
     ast.Gt: operator.gt, ast.GtE: operator.ge, ast.In: lambda a, b: a in b,
@@ -204,6 +206,7 @@ _COMPARE = {
 _CONSTANT_NAMES = {"true": True, "false": False, "null": None, "True": True, "False": False,
                    "None": None}
 _NUMBER = (int, float)
+_METHODS: dict = {}  # node class -> _Evaluator's method for it
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = _SHORT.maxlong = _SHORT.maxother = 40
 
@@ -230,7 +233,13 @@ class _Evaluator(ast.NodeVisitor):
         self.env = env
 
     def visit(self, node):
-        value = super().visit(node)
+        # NodeVisitor.visit builds the method's name as text for every node visited;
+        # a large spec visits thousands, so the method is looked up once per node class.
+        method = _METHODS.get(type(node))
+        if method is None:
+            method = _METHODS[type(node)] = getattr(_Evaluator, "visit_" + type(node).__name__,
+                                                    _Evaluator.generic_visit)
+        value = method(self, node)
         _check_number(value, node)
         return value
 
@@ -266,8 +275,7 @@ class _Evaluator(ast.NodeVisitor):
         if op is None:
             return self.generic_visit(node)
         left, right = self.visit(node.left), self.visit(node.right)
-        symbol = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//",
-                  ast.Mod: "%", ast.Pow: "**"}[type(node.op)]
+        symbol = _SYMBOLS[type(node.op)]
         if symbol == "+" and isinstance(left, list) and isinstance(right, list):
             return _check_list(left + right, node)  # the one operator lists take
         _need_numbers(f"`{symbol}`", left, right)

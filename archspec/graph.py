@@ -1,6 +1,7 @@
 """The flat graph of primitive ops that every later stage works on."""
 from __future__ import annotations
 
+import heapq
 from types import MappingProxyType
 
 from .diagnostics import Diagnostic, Position, SpecError
@@ -89,7 +90,10 @@ def to_networkx(nodes: dict) -> "nx.DiGraph":
 
 
 def _topological_order(nodes: dict) -> list:
-    """Names in an order where every node follows its inputs, as written where possible."""
+    """Names in an order where every node follows its inputs, as written where possible:
+    of the nodes whose inputs are all placed, the one written first comes next (what
+    networkx's lexicographical_topological_sort gives, without importing networkx,
+    which costs more than the whole of a cold `archspec summary`)."""
     seen = {INPUT}
     for name, node in nodes.items():  # the common case: written in order already
         if any(src not in seen for src in node.inputs):
@@ -97,18 +101,33 @@ def _topological_order(nodes: dict) -> list:
         seen.add(name)
     else:
         return list(nodes)
-    import networkx as nx
-
-    dag = to_networkx(nodes)
     rank = {name: i for i, name in enumerate(nodes)}
-    rank[INPUT] = -1
-    try:
-        return [n for n in nx.lexicographical_topological_sort(dag, key=rank.__getitem__) if n != INPUT]
-    except nx.NetworkXUnfeasible:
-        cycle = [edge[0] for edge in nx.find_cycle(dag)]
-        raise SpecError(Diagnostic(
-            "E0307", "the graph has a cycle: " + " -> ".join(cycle + [cycle[0]]), nodes[cycle[0]].pos,
-            "a `from:` names a node that (indirectly) reads this one")) from None
+    waiting = {name: len(node.inputs) for name, node in nodes.items()}  # inputs not placed yet, per node
+    readers: dict = {}
+    for name, node in nodes.items():
+        for src in node.inputs:
+            readers.setdefault(src, []).append(name)
+    ready, order = [(-1, INPUT)], []
+    while ready:
+        _, name = heapq.heappop(ready)
+        if name != INPUT:
+            order.append(name)
+        for reader in readers.get(name, ()):
+            waiting[reader] -= 1
+            if waiting[reader] == 0:
+                heapq.heappush(ready, (rank[reader], reader))
+    if len(order) < len(nodes):
+        _report_cycle(nodes)
+    return order
+
+
+def _report_cycle(nodes: dict):
+    import networkx as nx  # only for the message: which cycle, as networkx finds it first
+
+    cycle = [edge[0] for edge in nx.find_cycle(to_networkx(nodes))]
+    raise SpecError(Diagnostic(
+        "E0307", "the graph has a cycle: " + " -> ".join(cycle + [cycle[0]]), nodes[cycle[0]].pos,
+        "a `from:` names a node that (indirectly) reads this one"))
 
 
 def _ancestors(nodes: dict, targets: list) -> set:
