@@ -93,13 +93,11 @@ def build_module(inferred: InferredGraph, name: str, device=None, dtype=None) ->
 
     net._code = {}
     for training in (True, False):
-        fx_graph = forward_graph(inferred, modules, training)
-        python = fx_graph.python_code(root_module="self")
-        namespace = dict(python.globals)
-        exec(compile(python.src, f"<archspec {name} {'train' if training else 'eval'}>", "exec"), namespace)
+        function, net._code[training] = generate_forward(inferred, modules, name, training)
         # Stored outside nn.Module's registries: a plain function, called with the network.
-        object.__setattr__(net, "_forward_train" if training else "_forward_eval", namespace["forward"])
-        net._code[training] = python.src
+        object.__setattr__(net, "_forward_train" if training else "_forward_eval", function)
+    # The graph it was built from, for tools that rewrite the network (archspec.fuse).
+    object.__setattr__(net, "_inferred", inferred)
 
     real = sum(p.numel() for p in net.parameters())
     if real != inferred.total_params:
@@ -107,6 +105,14 @@ def build_module(inferred: InferredGraph, name: str, device=None, dtype=None) ->
                                    f"differs from the built module's {real:,}",
                                    hint="this is a bug in archspec; please report it with the spec"))
     return net
+
+
+def generate_forward(inferred: InferredGraph, modules: dict, name: str, training: bool):
+    """The forward of one mode as a Python function of (network, input), and its source."""
+    python = forward_graph(inferred, modules, training).python_code(root_module="self")
+    namespace = dict(python.globals)
+    exec(compile(python.src, f"<archspec {name} {'train' if training else 'eval'}>", "exec"), namespace)
+    return namespace["forward"], python.src
 
 
 class Namespace(nn.Module):
