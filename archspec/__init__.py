@@ -14,11 +14,12 @@ from .summary import Summary
 
 __version__ = "0.2.0"
 __all__ = ["build", "build_compiled", "compile_spec", "load", "loads", "summarize", "load_built",
-           "save_built", "register_op", "Arg", "Example", "Op", "OpError", "RegistrationError",
+           "save_built", "fuse", "register_op", "Arg", "Example", "Op", "OpError", "RegistrationError",
            "Compiled", "CompiledNetwork", "Diagnostic", "Position", "SpecError", "SpecWarning", "Spec",
            "Summary"]
 
-_NEEDS_TORCH = {"CompiledNetwork": ".builder", "load_built": ".artifact", "save_built": ".artifact"}
+_NEEDS_TORCH = {"CompiledNetwork": ".builder", "load_built": ".artifact", "save_built": ".artifact",
+               "fuse": ".fusion"}
 
 
 def __getattr__(name):  # the names that need torch load it on first use

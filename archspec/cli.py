@@ -16,6 +16,7 @@ _EPILOG = """\
 examples:
   archspec build specs/inception_v3.yaml
   archspec build specs/resnet50.yaml --set num_classes=10 -o resnet50-10.pt
+  archspec build specs/resnet50.yaml --fuse
   archspec summary specs/resnet50.yaml --input 3x160x160
   archspec summary specs/googlenet.yaml --set aux_logits=false --json
   archspec validate specs/*.yaml
@@ -89,6 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--verify", action="store_true",
                    help="also run a forward on the meta device and compare every inferred shape")
     b.add_argument("--print-code", action="store_true", help="print the generated eval-mode forward")
+    b.add_argument("--fuse", action="store_true",
+                   help="also make the inference-only network archspec.fuse makes (each batch norm folded "
+                        "into the convolution or linear layer before it), say what was folded and compare its "
+                        "outputs with the unfused network's on a random input; --print-code then prints the "
+                        "fused forward. -o still writes the unfused network, which load_built reads back: "
+                        "fuse it after loading, archspec.fuse(archspec.load_built(FILE))")
 
     s = sub.add_parser("summary", help="print shapes, params and MACs of every node", epilog=_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -265,14 +272,33 @@ def cmd_build(args) -> int:
         print(line)
     if args.verify:
         print("verify: a meta-device forward agrees with every inferred shape")
+    shown = net
+    if args.fuse:
+        shown = _fuse_and_report(net, spec)
     if args.print_code:
-        print(net.code(training=False))
+        print(shown.code(training=False))
     if args.output:
         from .artifact import save_built
 
         save_built(spec, net, args.output)
         print(f"wrote {args.output}")
     return 0
+
+
+def _fuse_and_report(net, spec):
+    """The fused network, with a line on what was folded and one on how closely its
+    outputs follow the unfused network's (a random input of the spec's shape)."""
+    import torch
+
+    from .fusion import fuse, max_difference
+
+    fused = fuse(net)
+    params = sum(p.numel() for p in fused.parameters())
+    print(f"fused: {fused.fusion.describe()}; {params:,} params")
+    x = torch.randn(1, *spec.input_shape, generator=torch.Generator().manual_seed(0))
+    print(f"fused: outputs agree with the unfused network's to {max_difference(net, fused, x):.1e} "
+          "of their largest value on a random input")
+    return fused
 
 
 def cmd_summary(args) -> int:
