@@ -104,17 +104,21 @@ def _with_shape_errors(expansion) -> list:
 
 def build(path_or_spec, *, device=None, dtype=None, verify: bool = False, check: bool = True,
           input_shape=None, max_params: int | None = None, scale: str | None = None,
-          **overrides) -> "CompiledNetwork":
+          weights=None, weights_map=None, **overrides) -> "CompiledNetwork":
     """Compile a spec into a torch.nn.Module (on `device`/`dtype` directly, "meta" included).
 
     `check=False` skips the spec's `expect:` figures; `verify=True` also runs a
-    meta-device forward and compares every inferred shape."""
+    meta-device forward and compares every inferred shape. `weights` (a checkpoint
+    file, or a state dict) is loaded strictly, after `weights_map` ({old: new} key
+    prefixes, or ["old=new", ...]) renames its keys."""
     compiled = compile_spec(path_or_spec, input_shape, check=check, max_params=max_params, scale=scale,
                             **overrides)
-    return build_compiled(compiled, device=device, dtype=dtype, verify=verify)
+    return build_compiled(compiled, device=device, dtype=dtype, verify=verify, weights=weights,
+                          weights_map=weights_map)
 
 
-def build_compiled(compiled: Compiled, *, device=None, dtype=None, verify: bool = False) -> "CompiledNetwork":
+def build_compiled(compiled: Compiled, *, device=None, dtype=None, verify: bool = False, weights=None,
+                   weights_map=None) -> "CompiledNetwork":
     """The module of a spec already compiled (see `compile_spec`)."""
     from .builder import build_module, check_memory  # torch is imported here, not for validate or summary
 
@@ -123,6 +127,10 @@ def build_compiled(compiled: Compiled, *, device=None, dtype=None, verify: bool 
         from .verify import verify as verify_shapes
 
         verify_shapes(compiled.inferred, compiled.spec.name)
+    if weights is not None:
+        from .weights import build_with_weights
+
+        return build_with_weights(compiled, weights, weights_map, device=device, dtype=dtype)
     return build_module(compiled.inferred, compiled.spec.name, device=device, dtype=dtype)
 
 

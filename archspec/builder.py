@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from .diagnostics import Diagnostic, SpecError
-from .forward import forward_graph
+from .forward import emit, forward_plan
 from .infer import InferredGraph
 from .ops import REGISTRY
 
@@ -92,10 +92,14 @@ def build_module(inferred: InferredGraph, name: str, device=None, dtype=None) ->
         _place(net, path, module)
 
     net._code = {}
+    plans = {training: forward_plan(inferred, modules, training) for training in (True, False)}
     for training in (True, False):
-        function, net._code[training] = generate_forward(inferred, modules, name, training)
+        if training is False and plans[False] == plans[True]:  # most networks: generate once
+            forward, net._code[False] = net._forward_train, net._code[True]
+        else:
+            forward, net._code[training] = generate_forward(plans[training], name, training)
         # Stored outside nn.Module's registries: a plain function, called with the network.
-        object.__setattr__(net, "_forward_train" if training else "_forward_eval", function)
+        object.__setattr__(net, "_forward_train" if training else "_forward_eval", forward)
     # The graph it was built from, for tools that rewrite the network (archspec.fuse).
     object.__setattr__(net, "_inferred", inferred)
 
@@ -107,9 +111,9 @@ def build_module(inferred: InferredGraph, name: str, device=None, dtype=None) ->
     return net
 
 
-def generate_forward(inferred: InferredGraph, modules: dict, name: str, training: bool):
-    """The forward of one mode as a Python function of (network, input), and its source."""
-    python = forward_graph(inferred, modules, training).python_code(root_module="self")
+def generate_forward(plan, name: str, training: bool):
+    """The forward a plan describes as a Python function of (network, input), and its source."""
+    python = emit(plan).python_code(root_module="self")
     namespace = dict(python.globals)
     exec(compile(python.src, f"<archspec {name} {'train' if training else 'eval'}>", "exec"), namespace)
     return namespace["forward"], python.src

@@ -126,25 +126,61 @@ class _Expander:
 
     # -- bodies and nodes -----------------------------------------------------
     def body(self, body, scope: _Scope, current: str) -> str:
-        if isinstance(body, dict):
-            items = list(body.items())
-        else:
-            items = [(None, item) for item in body]
-        for index, (key, node) in enumerate(items):
-            pos = position_of(body, key if key is not None else index)
+        if not isinstance(body, dict):
+            return self.list_body(body, scope, current, [0])
+        for key, node in body.items():
+            pos = position_of(body, key)
             name = key
-            if name is not None and not (isinstance(name, str) and _NAME.fullmatch(name)):
-                name = self.recorded(lambda: self.checked_name(key, getattr(body, "key_pos", {}).get(key, pos), scope))
+            if not (isinstance(name, str) and _NAME.fullmatch(name)):
+                name = self.recorded(lambda: self.checked_name(key, body.key_pos.get(key, pos), scope))
                 if name is None:
                     continue
-            if name is None:
-                name = node.get("name", str(index)) if isinstance(node, dict) else str(index)
-                name = self.checked_name(self.value(name, scope.env, pos, "name"), pos, scope)
-            result = self.recorded(lambda: self.node(str(name), node, scope, current, pos))
-            if result is None:  # recorded an error: later nodes still get checked
-                scope.names.setdefault(str(name), BROKEN)
-                result = BROKEN
-            current = result
+            current = self.named_node(name, node, scope, current, pos)
+        return current
+
+    def named_node(self, name, node, scope, current, pos) -> str:
+        result = self.recorded(lambda: self.node(str(name), node, scope, current, pos))
+        if result is None:  # recorded an error: later nodes still get checked
+            scope.names.setdefault(str(name), BROKEN)
+            result = BROKEN
+        return result
+
+    def list_body(self, items, scope: _Scope, current: str, counter: list) -> str:
+        """A list is numbered as nn.Sequential numbers what is appended to it: each item
+        present takes the next number (`counter[0]`), one switched off by `when:` takes
+        none, a `repeat:` spreads its copies over the next numbers, and `splice:` inserts
+        its items here. An item with `name:` keeps that name and takes no number."""
+        for index, node in enumerate(items):
+            pos = position_of(items, index)
+            if isinstance(node, dict):
+                if "when" in node and not self.recorded(lambda: self.flag(node, "when", scope.env, scope)):
+                    continue  # switched off (or its condition failed and was reported)
+                if "splice" in node:
+                    current = self.recorded(lambda: self.splice(node, scope, current, counter, pos)) or BROKEN
+                    continue
+                if "repeat" in node and "names" not in node and "name" not in node:
+                    current = self.recorded(lambda: self.repeat(None, node, scope, current, pos, counter)) or BROKEN
+                    continue
+                if "name" in node:
+                    name = self.recorded(lambda: self.checked_name(
+                        self.value(node["name"], scope.env, node.where("name"), "name"), node.where("name"), scope))
+                    if name is None:
+                        continue
+                    current = self.named_node(name, node, scope, current, pos)
+                    continue
+            current = self.named_node(str(counter[0]), node, scope, current, pos)
+            counter[0] += 1
+        return current
+
+    def splice(self, node, scope: _Scope, current: str, counter: list, pos) -> str:
+        """`splice: [items]` inserts its items in the enclosing list, `repeat:` times."""
+        count, index = (self.repeat_count(node, scope), self.index_name(node, scope)) if "repeat" in node else (1, None)
+        for copy in range(count):
+            local = scope
+            if index is not None:
+                local = replace(scope, env={**scope.env, index: copy})
+                local.env.update(self.shape_names(local, current))
+            current = self.list_body(node["splice"], local, current, counter)
         return current
 
     def checked_name(self, name, pos, scope) -> str:
@@ -202,7 +238,10 @@ class _Expander:
                       "forward could not use as an attribute", pos, scope, f"rename it, e.g. `{name}_`")
         if "frozen" in node and self.flag(node, "frozen", scope.env, scope):
             scope = replace(scope, frozen=True)  # shares the name tables; only this node is frozen
-        for key in ("at", "names"):
+        if "splice" in node:
+            self.fail("E0408", "`splice:` inserts items into a list: it goes in a list body", node.where("splice"),
+                      scope, "write the items in the list itself, or make this node a `seq:`")
+        for key in ("at", "names", "as"):
             if key in node and "repeat" not in node:
                 self.fail("E0408", f"`{key}:` only applies to a node with `repeat:`", node.key_pos[key], scope)
         if "repeat" in node:
@@ -315,13 +354,32 @@ class _Expander:
             return False
         return True
 
-    def repeat(self, name, node, scope, current, pos) -> str:
+    def repeat_count(self, node, scope) -> int:
         count = self.value(node["repeat"], scope.env, node.where("repeat"), "repeat")
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             self.fail("E0408", f"`repeat` must be a non-negative integer, got {count!r}",
                       node.where("repeat"), scope)
         if count > MAX_NODES:
             self.fail("E0310", f"`repeat: {count}` would exceed {MAX_NODES:,} nodes", node.where("repeat"), scope)
+        return count
+
+    def index_name(self, node, scope) -> str:
+        """The variable holding the copy's index: `i`, or what `as:` names (so that a
+        repeat inside another keeps the outer one's visible)."""
+        if "as" not in node:
+            return "i"
+        index = node["as"]
+        if not (isinstance(index, str) and index.isidentifier()) or index in SHAPE_NAMES:
+            self.fail("E0408", f"`as:` names the copy's index variable: an identifier, got {index!r}",
+                      node.where("as"), scope)
+        return index
+
+    def repeat(self, name, node, scope, current, pos, counter=None) -> str:
+        """Copies of `node`: in a namespace `name.0`, `name.1`, ... by default; beside the
+        repeat node under the `names:` template; or, in a list (`counter`), at the list's
+        next numbers."""
+        count = self.repeat_count(node, scope)
+        index = self.index_name(node, scope)
         raw_at = node.get("at") or {}
         overrides = {}  # repeat index -> argument overrides; negative keys count from the end
         for key, extra in raw_at.items():
@@ -333,30 +391,34 @@ class _Expander:
             overrides[int(key) % count] = extra
         out = self.inputs_of(node, scope, current)[0]
         # With `names:` the copies are named by the template and sit beside this node
-        # (timm's `block4` .. `block11`); without it they are `name.0` .. `name.N-1`.
-        flat = "names" in node
+        # (timm's `block4` .. `block11`), in a list at its next numbers; otherwise they
+        # are `name.0` .. `name.N-1`.
+        flat = "names" in node or counter is not None
         group = scope if flat else self.child_scope(scope, name, out, scope.env,
                                                     (f"repeat `{scope.prefix}{name}`", pos), f"repeat x{count}")
         # One copy of the node serves every index without overrides (nothing mutates it).
         # `when:` and `frozen:` were applied to the repeat node itself.
         common = _with_keys(node, {k: v for k, v in node.items()
-                                   if k not in ("repeat", "at", "from", "names", "when", "frozen")})
+                                   if k not in ("repeat", "at", "from", "names", "when", "frozen", "as")})
         for i in range(count):
             item = common
             if i in overrides:
                 item = _with_keys(common, {**common, **overrides[i]}, overrides[i])
-            env = {**group.env, "i": i}
+            env = {**group.env, index: i}
             local = replace(group, env=env, frozen=scope.frozen or group.frozen)
             env.update(self.shape_names(local, out))
             copy_name = str(i)
-            if flat:
+            if counter is not None and "names" not in node:
+                copy_name = str(counter[0])
+                counter[0] += 1
+            elif flat:
                 copy_name = self.checked_name(self.value(node["names"], env, node.where("names"), "names"),
                                               node.where("names"), scope)
                 if copy_name in group.names or copy_name in group.children:
                     self.fail("E0306", f"`names:` gives copy {i} the name `{scope.prefix}{copy_name}`, "
                               "already taken", node.where("names"), scope, "use the index, as in `block${i + 4}`")
             out = self.node(copy_name, item, local, out, pos)
-        if not flat or name not in scope.names:
+        if name is not None and (not flat or name not in scope.names):
             scope.names[name] = out
             self.aliases[scope.prefix + name] = out
         return out

@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 
 from .builder import CompiledNetwork, _place, generate_forward
-from .forward import node_parts
+from .forward import forward_plan, node_parts
 from .graph import INPUT, Graph
 from .infer import InferredGraph, node_facts
 from .ops import REGISTRY
@@ -146,7 +146,7 @@ def fuse(net: CompiledNetwork, channels_last: bool = True) -> FusedNetwork:
         for module in fused.modules():
             if type(module) is nn.Conv2d and not module.weight.is_contiguous(memory_format=torch.channels_last):
                 module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last)
-    function, source = generate_forward(fused_inferred, modules, f"{net.spec_name} fused", False)
+    function, source = generate_forward(forward_plan(fused_inferred, modules, False), f"{net.spec_name} fused", False)
     object.__setattr__(fused, "_forward_eval", function)
     object.__setattr__(fused, "_inferred", fused_inferred)
     fused._code = {False: source}

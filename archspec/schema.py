@@ -16,8 +16,8 @@ from .ops.base import EXPRESSION_SCHEMA
 
 SCHEMA_FILE = "spec.schema.json"
 # Keys every node may carry, whatever its kind.
-COMMON_NODE_KEYS = ("name", "from", "when", "repeat", "at", "names", "frozen", "doc")
-BASE_NODE_KINDS = ("op", "block", "seq")
+COMMON_NODE_KEYS = ("name", "from", "when", "repeat", "at", "names", "as", "frozen", "doc")
+BASE_NODE_KINDS = ("op", "block", "seq", "splice")
 
 # Names: letters, digits, `_` and `-` (torch accepts them in module paths; RegNet uses
 # `block1-0`). `(?![\s\S])` ends the pattern for real: Python's `$` would let a trailing
@@ -32,6 +32,12 @@ _REF = {"anyOf": [{"type": "string", "pattern": r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-
 _INT_OR_EXPR = {"anyOf": [{"type": "integer"}, EXPRESSION_SCHEMA]}
 _BOOL_OR_EXPR = {"anyOf": [{"type": "boolean"}, EXPRESSION_SCHEMA]}
 _SHAPE = {"anyOf": [{"type": "array", "items": _INT_OR_EXPR, "minItems": 1}, EXPRESSION_SCHEMA]}
+
+
+def _requires(*names) -> dict:
+    """`required` with the names also listed under `properties`: strict validators (Ajv
+    --strict) refuse a required property that the same subschema does not define."""
+    return {"required": list(names), "properties": {name: True for name in names}}
 
 
 def join_kinds(ops: dict | None = None) -> tuple:
@@ -53,7 +59,7 @@ def build_schema(ops: dict | None = None) -> dict:
         for name, op in sorted(ops.items())
     ]
     join_rules = [
-        {"if": {"required": [name]}, "then": {"properties": op.arg_schema()}}
+        {"if": _requires(name), "then": {"properties": op.arg_schema()}}
         for name, op in sorted(ops.items()) if op.join
     ]
     node_map = {
@@ -71,13 +77,16 @@ def build_schema(ops: dict | None = None) -> dict:
             "op": {"enum": sorted(ops)},
             "block": {"anyOf": [_IDENTIFIER, EXPRESSION_SCHEMA]},
             "seq": {"$ref": "#/$defs/body"},
+            "splice": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/node"},
+                       "description": "items inserted into the enclosing list (repeat: to insert them N times)"},
+            "as": {**_IDENTIFIER, "description": "name of the repeat's index variable (default i)"},
             **{name: {"$ref": "#/$defs/branches"} for name in join_kinds(ops)},
         },
-        "oneOf": [{"required": [kind]} for kind in kinds],
+        "oneOf": [_requires(kind) for kind in kinds],
         # The op rules sit in an allOf of their own: a table lookup for the fast checker.
         "allOf": [{"allOf": op_rules}, *join_rules,
             # A block's arguments are its own: any identifier, any value.
-            {"if": {"required": ["block"]},
+            {"if": _requires("block"),
              "then": {"propertyNames": _IDENTIFIER, "additionalProperties": True}},
         ],
         "unevaluatedProperties": False,
@@ -106,21 +115,21 @@ def build_schema(ops: dict | None = None) -> dict:
             "scale": {**_SCALE_NAME, "description": "the scale this spec is, as written"},
         },
         "additionalProperties": False,
-        "if": {"not": {"required": ["extends"]}},
-        "then": {"required": ["graph", "input"]},
+        # A spec without `extends:` says what it is itself.
+        "if": {"not": _requires("extends")},
+        "then": _requires("graph", "input"),
         "$defs": {
             # if/then/else rather than anyOf, so each mistake is reported on its own.
+            # (An array, else an object: no union types, which strict validators refuse.)
             "body": {
-                "type": ["object", "array"],
                 "if": {"type": "array"},
-                "then": {"minItems": 1, "items": {"$ref": "#/$defs/node"}},
-                "else": {"propertyNames": _NODE_NAME, "minProperties": 1,
+                "then": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/node"}},
+                "else": {"type": "object", "propertyNames": _NODE_NAME, "minProperties": 1,
                          "additionalProperties": {"$ref": "#/$defs/node"}},
             },
             "node": {
-                "type": ["object", "array"],
                 "if": {"type": "array"},
-                "then": {"minItems": 1, "items": {"$ref": "#/$defs/node"}},
+                "then": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/node"}},
                 "else": {"$ref": "#/$defs/node_map"},
             },
             "node_map": node_map,
@@ -140,10 +149,10 @@ def build_schema(ops: dict | None = None) -> dict:
                 "additionalProperties": False,
             },
             "output": {
-                "type": ["string", "object"],
                 "if": {"type": "string"},
                 "then": _REF,
-                "else": {"properties": {"from": _REF, "when": _BOOL_OR_EXPR, "train_only": _BOOL_OR_EXPR},
+                "else": {"type": "object",
+                         "properties": {"from": _REF, "when": _BOOL_OR_EXPR, "train_only": _BOOL_OR_EXPR},
                          "required": ["from"], "additionalProperties": False}},
             "expect": {
                 "type": "object",
@@ -222,8 +231,9 @@ def _unknown_op_names(document):
                 continue
             if isinstance(node.get("op"), str) and node["op"] not in loaded:
                 yield node, "op"
-            if "seq" in node:
-                bodies.append(node["seq"])
+            for nested in ("seq", "splice"):
+                if nested in node:
+                    bodies.append(node[nested])
             present = kinds.intersection(node)
             for kind in present - set(BASE_NODE_KINDS):
                 if isinstance(node[kind], list):
@@ -295,7 +305,8 @@ def _unknown_keys(document, err, path, where) -> list:
         if "block" in instance:
             return []  # block arguments are checked against the block's declaration
         # An op node takes its op's arguments, a join node (`concat:`) its join op's.
-        op = REGISTRY.get(instance["op"] if "op" in instance else kinds[0]) if kinds[0] != "seq" else None
+        op = REGISTRY.get(instance["op"] if "op" in instance else kinds[0]) \
+            if kinds[0] not in ("seq", "splice") else None
         allowed = set(COMMON_NODE_KEYS) | set(all_kinds) | (set(op.args) if op else set())
         owner = f"op `{op.name}`" if op else f"`{where}`"
     found = []

@@ -166,10 +166,22 @@ TESTED_BELOW = {
     "E0610": "test_draw.py::test_svg_without_graphviz_says_how_to_install_it",
     "E0611": "test_draw.py::test_graphviz_failure_is_reported",
     "E0612": "test_draw.py::test_svg_and_html_ask_for_a_file_on_a_terminal",
+    "E0620": "test_export.py::test_onnx_without_the_export_extra_says_what_to_install",
+    "E0621": "test_export.py::test_flatten_into_linear_keeps_the_spatial_size_fixed",
+    "E0622": "test_export.py::test_torch_export_refusals_are_diagnostics",
+    "E0623": "test_weights.py::test_weights_map_mistakes",
+    "E0624": "test_export.py::test_an_onnx_model_over_2_gib_is_refused",
     "E0801": "test_plugins.py::test_broken_plugin_is_reported_where_its_op_is_used",
+    "E0901": "test_weights.py::test_a_pickle_that_would_run_code_is_refused_and_not_run",
+    "E0902": "test_weights.py::test_files_that_hold_no_state_dict",
+    "E0903": "test_weights.py::test_files_that_hold_no_state_dict",
+    "E0904": "test_weights.py::test_a_wrong_architecture_is_reported_by_block_and_nothing_is_written",
+    "E0905": "test_weights.py::test_weights_map_mistakes",
     "E0703": "test_max_params_budget",
     "E0704": "test_internal_shape_disagreement_is_exit_3",
     "E0705": "test_network_too_large_for_memory_is_refused_before_allocation",
+    "E0615": "test_eject.py::test_eject_errors",
+    "E0616": "test_eject.py::test_eject_errors",
 }
 
 

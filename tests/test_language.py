@@ -514,3 +514,55 @@ def test_an_unknown_name_inside_a_block_hints_at_the_qualified_form():
         """)
     (d,) = err.value.diagnostics
     assert d.code == "E0305" and "named in full from the top, as in `layer1.0.relu`" in d.hint
+
+
+def test_lists_number_their_items_as_nn_sequential_does():
+    # torchvision's make_layers: conv, (bn,) relu per convolution, a pool per stage,
+    # all appended to one nn.Sequential. Items switched off take no number, a repeat
+    # spreads its copies over the next numbers, and splice inserts its items.
+    text = """
+        args: {bn: true}
+        input: [3, 16, 16]
+        graph:
+          features:
+            - repeat: 2
+              as: stage
+              splice:
+                - repeat: "${stage + 1}"
+                  splice:
+                    - {op: conv, out: "${4 * (stage + 1)}", k: 3, pad: 1}
+                    - {op: bn, when: $bn}
+                    - {op: relu}
+                - {op: maxpool, k: 2}
+            - {op: relu, name: last}
+    """
+    # stage 0: one conv unit (0-2) and its pool (3); stage 1: two units (4-9), pool 10
+    nodes = compiled(text).graph.nodes
+    assert list(nodes) == [f"features.{n}" for n in [*range(11), "last"]]
+    assert [nodes[f"features.{n}"].op for n in (0, 1, 2, 3, 4, 7, 10)] == \
+        ["conv", "bn", "relu", "maxpool", "conv", "conv", "maxpool"]
+    # Without batch norm every convolution takes two places: pools at 2 and 2 + 2 * 2 + 1.
+    plain = compiled(text, bn=False).graph.nodes
+    assert [n for n in plain if plain[n].op == "maxpool"] == ["features.2", "features.7"]
+
+
+def test_a_repeat_in_a_list_takes_the_next_numbers_and_a_nested_list_is_a_namespace():
+    nodes = compiled("""
+        input: [3, 8, 8]
+        graph:
+          layers:
+            - {op: conv, out: 4, k: 1}
+            - {repeat: 2, op: conv, out: 4, k: 1}
+            - [{repeat: 3, op: relu}]
+            - {op: conv, out: 2, k: 1, when: false}
+            - {op: conv, out: 2, k: 1}
+    """).graph.nodes
+    assert list(nodes) == ["layers.0", "layers.1", "layers.2", "layers.3.0", "layers.3.1", "layers.3.2", "layers.4"]
+
+
+def test_splice_belongs_in_a_list_and_as_to_a_repeat():
+    for text, words in (("input: [3, 8, 8]\ngraph:\n  a: {splice: [{op: relu}]}\n", "`splice:` inserts items into a list"),
+                        ("input: [3, 8, 8]\ngraph:\n  a: {op: relu, as: j}\n", "`as:` only applies to a node with `repeat:`")):
+        with pytest.raises(SpecError) as err:
+            compiled(text)
+        assert err.value.code == "E0408" and words in str(err.value), str(err.value)

@@ -28,8 +28,10 @@ class SelfAttention(nn.MultiheadAttention):
         p = self.dropout if self.training else 0.0
         # On CUDA FlopCounterMode counts every scaled_dot_product_attention kernel.
         out = attend(q, k, v, p, fused=x.device.type == "cuda")
-        out = out.transpose(1, 2).reshape(n, length, dim)
-        return F.linear(out, self.out_proj.weight, self.out_proj.bias)
+        # (L, N, D) in memory, returned as an (N, L, D) view: nn.MultiheadAttention's own
+        # layout, so that a dropout after it draws its mask over the same elements.
+        out = out.permute(2, 0, 1, 3).reshape(length, n, dim)
+        return F.linear(out, self.out_proj.weight, self.out_proj.bias).transpose(0, 1)
 
 
 def attend(q, k, v, p: float, fused: bool):

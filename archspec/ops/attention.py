@@ -59,7 +59,11 @@ class Attention(Op):
         return length * dim * 3 * dim + length * dim * dim + 2 * length * length * dim
 
     def module(self, a, shapes, factory):
+        cls, args, kwargs = self.module_source(a, shapes)
+        return cls(*args, **kwargs, **factory)
+
+    def module_source(self, a, shapes):
         from ._transformer import SelfAttention
 
         length, dim = self._check(a, shapes[0])
-        return SelfAttention(dim, a["heads"], a["dropout"], a["bias"], **factory)
+        return SelfAttention, (dim, a["heads"]), {"dropout": a["dropout"], "bias": a["bias"]}

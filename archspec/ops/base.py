@@ -206,6 +206,10 @@ class Op:
         inputs). None for a stateless op. `factory` holds the device and dtype."""
         return None
 
+    # Optional, for `archspec eject`: `module_source(a, shapes) -> (cls, args, kwargs)`,
+    # the class `module` builds and its arguments (without device and dtype), for a
+    # class that keeps them under other attribute names than its constructor's.
+
     def function(self, a: dict, shapes: list[Shape], training: bool,
                  inplace: bool) -> tuple[Callable, dict] | None:
         """For stateless ops: the callable and keyword arguments the forward applies,

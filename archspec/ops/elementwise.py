@@ -1,11 +1,12 @@
 """Element-wise products of several inputs, with broadcasting: the rescaling of a
 squeeze-and-excitation block (`x * scale`, scale (C, 1, 1)). Also a node kind,
-`mul: [~, [BRANCH]]`, whose branches share the input."""
+`mul: [~, [BRANCH]]`, whose branches share the input. And the product by a constant
+(`scale`)."""
 from __future__ import annotations
 
 import operator
 
-from .base import Example, Op, OpError
+from .base import Arg, Example, Op, OpError
 from .registry import register
 
 
@@ -65,3 +66,21 @@ def mul_all_into_first(first, *rest):
     for tensor in rest:
         first *= tensor
     return first
+
+
+@register
+class Scale(Op):
+    name = "scale"
+    doc = ("Multiply by a constant: x * factor (attention's 1/sqrt(d) on the queries, as "
+           "`q * self.scale`).")
+    args = {"factor": Arg("number", doc="the constant; an expression such as ${key_dim ** -0.5}")}
+    output_saved_for_backward = False  # a product by a constant keeps nothing
+    examples = (
+        Example({"factor": 0.5}, ((3, 4, 4),)),
+        Example({"factor": -2.0}, ((5,),)),
+    )
+
+    def function(self, a, shapes, training, inplace):
+        from .functional import scale, scale_
+
+        return (scale_ if inplace else scale), {"factor": a["factor"]}

@@ -59,3 +59,13 @@ class LayerNorm2d(nn.LayerNorm):
         x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
         x = x.permute(0, last, *range(1, last))
         return x
+
+
+def scale(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """`x * factor`, a Python number, as attention code writes `q * self.scale`."""
+    return x * factor
+
+
+def scale_(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """The same in x's memory (nothing else reads it)."""
+    return x.mul_(factor)
