@@ -116,11 +116,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="also run a forward on the meta device and compare every inferred shape")
     b.add_argument("--print-code", action="store_true", help="print the generated eval-mode forward")
     b.add_argument("--fuse", action="store_true",
-                   help="also make the inference-only network archspec.fuse makes (each batch norm folded "
-                        "into the convolution or linear layer before it), say what was folded and compare its "
-                        "outputs with the unfused network's on a random input; --print-code then prints the "
-                        "fused forward. -o still writes the unfused network, which load_built reads back: "
-                        "fuse it after loading, archspec.fuse(archspec.load_built(FILE))")
+                   help="make the inference-only network archspec.fuse makes: each batch norm folded into the "
+                        "convolution or linear layer before it (its only reader), dropout and training-only "
+                        "outputs left out; say what was folded and how closely its outputs follow the unfused "
+                        "network's on a random input. --print-code then prints the fused forward, and -o writes "
+                        "the fused network (archspec.load_built returns it, in eval mode; it cannot train)")
     weights_options(b)
 
     s = sub.add_parser("summary", help="print shapes, params and MACs of every node", epilog=_EPILOG,
@@ -186,6 +186,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="batch: only the batch size varies; spatial: the batch and every spatial size "
                         "(refused where the weights fix one); none: every size fixed. Default: the batch "
                         "and each spatial size the spec allows")
+    x.add_argument("--fuse", action="store_true",
+                   help="export what archspec.fuse makes of the network: each batch norm folded into the "
+                        "convolution or linear layer before it (as build --fuse)")
     weights_options(x)
 
     sub.add_parser("schema", help="print the JSON Schema of the spec language",
@@ -443,16 +446,15 @@ def cmd_build(args) -> int:
         print("verify: a meta-device forward agrees with every inferred shape")
     if args.weights:
         print(f"weights: every key of {args.weights} loaded ({len(net.state_dict())} tensors)")
-    shown = net
     if args.fuse:
-        shown = _fuse_and_report(net, spec)
+        net = _fuse_and_report(net, spec)
     if args.print_code:
-        print(shown.code(training=False))
+        print(net.code(training=False))
     if args.output:
         from .artifact import save_built
 
         save_built(spec, net, args.output)
-        print(f"wrote {args.output}")
+        print(f"wrote {args.output}" + (" (fused for inference)" if args.fuse else ""))
     return 0
 
 
@@ -463,7 +465,7 @@ def _fuse_and_report(net, spec):
 
     from .fusion import fuse, max_difference
 
-    fused = fuse(net)
+    fused = fuse(net.eval())
     params = sum(p.numel() for p in fused.parameters())
     print(f"fused: {fused.fusion.describe()}; {params:,} params")
     x = torch.randn(1, *spec.input_shape, generator=torch.Generator().manual_seed(0))
@@ -594,7 +596,7 @@ def cmd_export(args) -> int:
     check = not args.no_expect
     result = export_spec(args.spec, args.output, args.format, dynamic=args.dynamic, weights=args.weights,
                          weights_map=args.weights_map, input_shape=args.input, scale=args.scale,
-                         max_params=args.max_params, check=check, **_overrides(args))
+                         max_params=args.max_params, check=check, fuse=args.fuse, **_overrides(args))
     print(_export_report(result))
     return 0
 
@@ -615,6 +617,8 @@ def _export_report(result) -> str:
                      + (f" (the {', '.join(n for n, _ in names[1:])} likewise)" if len(names) > 1 else ""))
     if result.fallback:
         lines.append(f"fixed: the spatial sizes, which torch.export refused as dynamic: {result.fallback}")
+    if result.fused:
+        lines.append(f"fused: {result.fused}")
     lines.append(f"weights: {result.weights}" if result.weights else
                  "weights: none given, so the file holds freshly initialised weights (--weights FILE loads "
                  "trained ones)")

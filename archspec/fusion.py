@@ -14,7 +14,9 @@ graph as the original's is, so `fused.code()` reads beside the spec.
 
 The fused network's state dict is the original's without the folded batch norms'
 keys (and without training-only parts), with a `bias` on each layer that absorbed
-one: it is for inference, not for training or for `load_built`.
+one: it is for inference, not for training. `save_built` writes it as a fused
+build, which `load_built` reads back by fusing the spec's network again (the plan
+depends on the spec alone) and loading that state dict into it.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ import torch
 import torch.nn as nn
 
 from .builder import CompiledNetwork, _place, generate_forward
+from .diagnostics import Diagnostic, SpecError, error
 from .forward import forward_plan, node_parts
 from .graph import INPUT, Graph
 from .infer import InferredGraph, node_facts
@@ -71,6 +74,11 @@ class FusionReport:
         return "; ".join(parts)
 
 
+class NotAnArchspecNetwork(SpecError, TypeError):
+    """E0630: `fuse` was given a module archspec did not build (a TypeError too, as
+    Python's own functions raise for an argument of the wrong kind)."""
+
+
 class FusedNetwork(CompiledNetwork):
     """An inference-only network made by `fuse`: always runs its eval forward, and
     refuses to be put in training mode (its batch norms are gone)."""
@@ -84,9 +92,9 @@ class FusedNetwork(CompiledNetwork):
 
     def train(self, mode: bool = True):
         if mode:
-            raise RuntimeError(f"{self.spec_name} is fused for inference: its batch norms are folded into "
-                               "the layers before them, so it cannot train; train the network archspec.build "
-                               "makes and fuse it again")
+            raise error("E0632", f"{self.spec_name} is fused for inference: its batch norms are folded into "
+                        "the layers before them, so it cannot train",
+                        hint="train the network archspec.build makes, then fuse it again")
         return super().train(False)
 
     def code(self, training: bool = False) -> str:
@@ -99,8 +107,10 @@ class FusedNetwork(CompiledNetwork):
 
 
 def fuse(net: CompiledNetwork, channels_last: bool = True) -> FusedNetwork:
-    """An eval-only copy of `net` (built by archspec, weights loaded) with each batch
-    norm folded into the convolution or linear layer before it; `net` is untouched.
+    """An eval-only copy of `net` (built by archspec, weights loaded, in eval mode)
+    with each batch norm folded into the convolution or linear layer before it; `net`
+    is untouched. A module archspec did not build is E0630 (a TypeError too); a
+    network in training mode is E0631.
     The copy's parameters do not require gradients; `fused.fusion` says what was folded.
 
     `channels_last` stores the weights of 2-D convolutions channels-last, the layout
@@ -110,7 +120,15 @@ def fuse(net: CompiledNetwork, channels_last: bool = True) -> FusedNetwork:
     4-D output differ."""
     inferred = getattr(net, "_inferred", None)
     if not isinstance(net, CompiledNetwork) or inferred is None:
-        raise TypeError(f"archspec.fuse takes a network made by archspec.build, got {type(net).__name__}")
+        raise NotAnArchspecNetwork(Diagnostic(
+            "E0630", f"archspec.fuse takes a network made by archspec.build or archspec.load_built, "
+            f"got {type(net).__module__}.{type(net).__qualname__}",
+            hint="it plans the folds on the spec's graph, which only archspec's networks carry; for a module "
+                 "of your own, torch.fx.experimental.optimization.fuse folds conv + batch norm pairs"))
+    if net.training:
+        raise error("E0631", f"{net.spec_name} is in training mode: fusing folds the running statistics "
+                    "that only eval mode uses, so the fused network would not compute what this one does",
+                    hint="call net.eval() first: archspec.fuse(net.eval())")
     parts = node_parts(net, inferred.graph)
     graph, removed = _without_passes(inferred, parts)
     folds, kept = _plan(graph, inferred, parts)

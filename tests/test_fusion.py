@@ -56,34 +56,73 @@ def agree(net, fused, x):
 
 
 def smallest_input(path):
-    """The smallest square input the spec accepts (static inference, nothing built)."""
-    channels = archspec.load(path).input_shape[0]
+    """The smallest input the spec accepts with every spatial size alike (static
+    inference, nothing built): (C, S, S) for images, (C, S, S, S) for video."""
+    shape = archspec.load(path).input_shape
     for size in (16, 24, 32, 48, 64, 75, 96, 112, 128, 160, 224, 299):
+        candidate = (shape[0], *[size] * (len(shape) - 1))
         try:
-            archspec.compile_spec(path, input_shape=(channels, size, size), check=False)
-            return channels, size, size
+            archspec.compile_spec(path, input_shape=candidate, check=False)
+            return candidate
         except SpecError:
             continue
     raise AssertionError(f"{path.name} accepts no input up to 299")
 
 
-@pytest.mark.parametrize("path", sorted(SPECS.glob("*.yaml")), ids=lambda p: p.stem)
-def test_fused_outputs_agree_for_every_shipped_spec(path):
+def folded_arithmetic(net, fused):
+    """The fused network's parameter count worked out from the unfused one's modules:
+    each folded batch norm's weight and bias go (none when affine: false), and each
+    layer that absorbed norms gains one bias per output channel if it had none."""
+    modules = dict(net.named_modules())
+    gone = sum(p.numel() for fold in fused.fusion.folded for p in modules[fold.norm].parameters())
+    layers = {fold.into for fold in fused.fusion.folded}
+    gained = sum(modules[layer].weight.shape[0] for layer in layers if modules[layer].bias is None)
+    # Training-only parts (auxiliary heads) are left out of the fused network too.
+    eval_only = sum(p.numel() for p in fused.parameters())
+    return gone, gained, eval_only
+
+
+def training_only_params(net):
+    needed = set(net._inferred.graph.needed_for(False))
+    return sum(p.numel() for name, p in net.named_parameters()
+               if not any(name.startswith(f"{node}.") or name == node for node in needed))
+
+
+# Every shipped spec is checked. The default (CI) run takes one spec of each way batch
+# norms are placed: projections (resnet50), depthwise and squeeze-excitation blocks
+# (mobilenet, efficientnet, mnasnet), branches and an auxiliary head
+# (inception_v3_paper, googlenet_cifar), norms after a concatenation (densenet121),
+# channel shuffles (shufflenet), 3-D convolutions (r3d_18), a detection head with
+# several outputs (yolov8n) and a decoder (unet_resnet34); the slow run every spec.
+CI = {"resnet50", "mobilenet_v2", "mobilenet_v3_large", "efficientnet", "mnasnet1_0", "inception_v3_paper",
+      "googlenet_cifar", "densenet121", "shufflenet_v2_x1_0", "r3d_18", "yolov8n", "unet_resnet34"}
+SHIPPED = [name if name in CI else pytest.param(name, marks=pytest.mark.slow)
+           for name in sorted(p.stem for p in SPECS.glob("*.yaml"))]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_fused_outputs_agree_for_every_shipped_spec(name):
+    path = SPECS / f"{name}.yaml"
     shape = smallest_input(path)
-    net = randomise_norms(archspec.build(path, input_shape=shape, check=False))
-    fused = archspec.fuse(net)
+    net = randomise_norms(archspec.build(path, input_shape=shape, check=False)).eval()
+    fused = archspec.fuse(net.eval())
     agree(net, fused, torch.randn(2, *shape))
-    # Every batch norm left is reported as kept; every folded one is gone.
+    # Every batch norm left is reported as kept, with its reason; every folded one is gone.
     left = {name for name, m in fused.named_modules() if isinstance(m, NORMS)}
     assert left == {name for name, _ in fused.fusion.kept}
     assert not any(key.startswith(f"{fold.norm}.") for fold in fused.fusion.folded for key in fused.state_dict())
+    # The parameter count drops by exactly the folded norms' parameters, less the biases
+    # the layers that absorbed them gained (and what only training computes).
+    gone, gained, count = folded_arithmetic(net, fused)
+    total = sum(p.numel() for p in net.parameters())
+    assert count == total - training_only_params(net) - gone + gained
 
 
 def test_resnet50_every_batch_norm_is_folded():
     torchvision = pytest.importorskip("torchvision")
     theirs = torchvision.models.resnet50()
     net = archspec.build(SPECS / "resnet50.yaml", device="meta")
-    fused = archspec.fuse(net)
+    fused = archspec.fuse(net.eval())
     # torchvision's resnet50 has one BatchNorm2d after each of its convolutions.
     norms = [name for name, m in theirs.named_modules() if isinstance(m, nn.BatchNorm2d)]
     assert sorted(f.norm for f in fused.fusion.folded) == sorted(norms)
@@ -100,7 +139,7 @@ def test_fused_network_follows_torchvision_with_the_same_weights(name, size):
     theirs = randomise_norms(getattr(torchvision.models, name)()).eval()
     net = archspec.build(SPECS / f"{name}.yaml")
     net.load_state_dict(theirs.state_dict())
-    fused = archspec.fuse(net)
+    fused = archspec.fuse(net.eval())
     x = torch.randn(2, 3, size, size)
     with torch.no_grad():
         assert relative_difference(theirs(x), fused(x)) <= TOLERANCE
@@ -116,7 +155,7 @@ def test_conv_without_bias_gains_one_and_the_norm_keys_go():
           flatten: {op: flatten}
           fc: {op: linear, out: 5}
     """)))
-    fused = archspec.fuse(net)
+    fused = archspec.fuse(net.eval())
     agree(net, fused, torch.randn(3, 3, 8, 8))
     assert fused.fusion.folded == (Fold("bn", "conv"),)
     assert list(fused.state_dict()) == ["conv.weight", "conv.bias", "fc.weight", "fc.bias"]
@@ -139,7 +178,7 @@ def test_every_kind_of_convolution_folds(conv, shape):
           conv: {{op: conv, {args}}}
           bn: {{op: bn}}
     """)))
-    fused = archspec.fuse(net)
+    fused = archspec.fuse(net.eval())
     agree(net, fused, torch.randn(2, *shape))
     assert fused.fusion.folded == (Fold("bn", "conv"),)
 
@@ -153,7 +192,7 @@ def test_batch_norm_after_a_linear_layer_folds_into_it():
           fc2: {op: linear, out: 3}
           bn2: {op: bn}
     """)))
-    fused = archspec.fuse(net)
+    fused = archspec.fuse(net.eval())
     agree(net, fused, torch.randn(4, 12))
     assert fused.fusion.folded == (Fold("bn1", "fc1", linear=True), Fold("bn2", "fc2", linear=True))
     assert fused.fusion.describe() == "folded 2 batch norms into 2 linear layers"
@@ -167,7 +206,7 @@ def test_batch_norm_over_other_than_a_linear_layers_features_stays():
           fc: {op: linear, out: 5}
           bn: {op: bn}
     """)))
-    fused = archspec.fuse(net)
+    fused = archspec.fuse(net.eval())
     agree(net, fused, torch.randn(3, 4, 8))
     assert fused.fusion.kept == (("bn", "normalises other than the linear layer's features"),)
 
@@ -184,7 +223,7 @@ def test_no_fold_across_a_branch_point():
           bn2: {op: bn}
         outputs: {y: bn2, side: both}
     """)))
-    fused = archspec.fuse(net)
+    fused = archspec.fuse(net.eval())
     agree(net, fused, torch.randn(2, 3, 6, 6))
     assert fused.fusion.folded == (Fold("bn2", "conv2"),)
     assert fused.fusion.kept == (("bn", "its input is also read elsewhere"),)
@@ -200,7 +239,7 @@ def test_a_layer_that_is_an_output_keeps_its_norm():
           bn: {op: bn}
         outputs: {y: bn, features: conv}
     """)))
-    fused = archspec.fuse(net)
+    fused = archspec.fuse(net.eval())
     agree(net, fused, torch.randn(2, 3, 6, 6))
     assert fused.fusion.folded == ()
 
@@ -220,7 +259,7 @@ def test_a_training_only_reader_does_not_stop_the_fold():
           y: fc
           aux: {from: aux, train_only: true}
     """)))
-    fused = archspec.fuse(net)
+    fused = archspec.fuse(net.eval())
     agree(net, fused, torch.randn(2, 3, 6, 6))
     assert fused.fusion.folded == (Fold("bn", "conv"),)
     assert fused.output_names() == ("y",)
@@ -240,7 +279,7 @@ def test_norms_in_a_row_and_passes_between_fold_into_one_layer():
           bn2: {op: bn}
           relu: {op: relu}
     """)))
-    fused = archspec.fuse(net)
+    fused = archspec.fuse(net.eval())
     agree(net, fused, torch.randn(2, 3, 6, 6))
     assert fused.fusion.folded == (Fold("bn1", "conv"), Fold("bn2", "conv"))
     assert fused.fusion.removed == ("drop", "same")
@@ -258,7 +297,7 @@ def test_norms_that_follow_no_layer_stay():
               - b: {op: conv, out: 2, k: 1}
           bn: {op: bn}
     """)))
-    fused = archspec.fuse(net)
+    fused = archspec.fuse(net.eval())
     agree(net, fused, torch.randn(2, 3, 6, 6))
     assert fused.fusion.kept == (("bn0", "not after a convolution or linear layer"),
                                  ("bn", "not after a convolution or linear layer"))
@@ -267,13 +306,16 @@ def test_norms_that_follow_no_layer_stay():
 def test_the_original_is_untouched_and_the_copy_is_eval_only():
     net = randomise_norms(archspec.build(SPECS / "resnet18.yaml", input_shape=(3, 32, 32)))
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    fused = archspec.fuse(net)
-    assert net.training and all(p.requires_grad for p in net.parameters())
+    fused = archspec.fuse(net.eval())
+    net.train()  # the original still trains: its batch norms and gradients are its own
+    assert all(p.requires_grad for p in net.parameters())
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     assert net.code() != fused.code() and "bn1" in net.code()
+    net(torch.randn(2, 3, 32, 32)).sum().backward()
     assert not fused.training and not any(p.requires_grad for p in fused.parameters())
-    with pytest.raises(RuntimeError, match="fused for inference"):
+    with pytest.raises(SpecError, match="fused for inference") as caught:
         fused.train()
+    assert caught.value.code == "E0632" and "fuse it again" in caught.value.diagnostics[0].hint
     fused.eval()
     # Its parameters need no gradients: called outside no_grad it records no graph.
     assert not fused(torch.randn(1, 3, 32, 32)).requires_grad
@@ -284,7 +326,7 @@ def test_the_original_is_untouched_and_the_copy_is_eval_only():
 
 def test_channels_last_weights_change_only_the_layout():
     net = randomise_norms(archspec.build(SPECS / "resnet18.yaml", input_shape=(3, 32, 32)))
-    fast, plain = archspec.fuse(net), archspec.fuse(net, channels_last=False)
+    fast, plain = archspec.fuse(net.eval()), archspec.fuse(net.eval(), channels_last=False)
     assert fast.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     assert not fast.conv1.weight.is_contiguous() and plain.conv1.weight.is_contiguous()
     x = torch.randn(2, 3, 32, 32)
@@ -298,12 +340,72 @@ def test_a_deep_copy_of_a_network_fuses_alike():
     twin = copy.deepcopy(net)
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
-        assert torch.equal(archspec.fuse(net)(x), archspec.fuse(twin)(x))
+        assert torch.equal(archspec.fuse(net.eval())(x), archspec.fuse(twin.eval())(x))
 
 
 def test_fuse_takes_only_archspec_networks():
-    with pytest.raises(TypeError, match="archspec.build"):
-        archspec.fuse(nn.Sequential(nn.Conv2d(3, 3, 1), nn.BatchNorm2d(3)))
+    module = nn.Sequential(nn.Conv2d(3, 3, 1), nn.BatchNorm2d(3)).eval()
+    with pytest.raises(TypeError, match="archspec.build") as caught:
+        archspec.fuse(module)
+    # A TypeError as Python's own functions raise, and a SpecError with its code.
+    assert isinstance(caught.value, SpecError) and caught.value.code == "E0630"
+    assert "torch.nn.modules.container.Sequential" in str(caught.value)
+    assert "torch.fx.experimental.optimization.fuse" in caught.value.diagnostics[0].hint
+
+
+def test_fusing_a_network_in_training_mode_is_refused():
+    # Training mode normalises with the batch's statistics, which no fold can reproduce.
+    net = archspec.build(SPECS / "resnet18.yaml", input_shape=(3, 32, 32))
+    with pytest.raises(SpecError, match="training mode") as caught:
+        archspec.fuse(net)
+    assert caught.value.code == "E0631" and "archspec.fuse(net.eval())" in caught.value.diagnostics[0].hint
+    assert net.training  # nothing was changed
+
+
+def test_build_fuse_writes_a_fused_build_that_load_built_reads(tmp_path, capsys):
+    # torchvision's resnet18 with random statistics, through the command line and back.
+    torchvision = pytest.importorskip("torchvision")
+    theirs = randomise_norms(torchvision.models.resnet18()).eval()
+    weights, out = tmp_path / "r18.pt", tmp_path / "r18_fused.pt"
+    torch.save(theirs.state_dict(), weights)
+    assert main(["build", str(SPECS / "resnet18.yaml"), "--weights", str(weights), "--fuse", "-o", str(out)]) == 0
+    assert f"wrote {out} (fused for inference)" in capsys.readouterr().out
+    loaded = archspec.load_built(out)
+    assert isinstance(loaded, archspec.fusion.FusedNetwork) and not loaded.training
+    assert not any(isinstance(m, NORMS) for m in loaded.modules())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert relative_difference(theirs(x), loaded(x)) <= TOLERANCE
+    # Its weights are no checkpoint for the spec's (unfused) network: E0632, exit 2.
+    assert main(["build", str(SPECS / "resnet18.yaml"), "--weights", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "error[E0632]" in err and "holds a fused network" in err and "Traceback" not in err
+
+
+def test_a_fused_build_with_a_norm_put_back_is_damaged(tmp_path):
+    net = randomise_norms(archspec.build(SPECS / "resnet18.yaml", input_shape=(3, 32, 32))).eval()
+    fused = archspec.fuse(net)
+    archspec.save_built(archspec.load(SPECS / "resnet18.yaml", input_shape=(3, 32, 32)), fused, tmp_path / "f.pt")
+    payload = torch.load(tmp_path / "f.pt", weights_only=True)
+    payload["state_dict"]["bn1.weight"] = torch.ones(64)
+    torch.save(payload, tmp_path / "f.pt")
+    with pytest.raises(SpecError, match="do not fit its fused spec: unexpected key `bn1.weight`") as caught:
+        archspec.load_built(tmp_path / "f.pt")
+    assert caught.value.code == "E0107"
+
+
+def test_export_fuse_writes_the_fused_program(tmp_path, capsys):
+    net = randomise_norms(archspec.build(SPECS / "resnet18.yaml", input_shape=(3, 32, 32))).eval()
+    weights, out = tmp_path / "w.pt", tmp_path / "r18.pt2"
+    torch.save(net.state_dict(), weights)
+    assert main(["export", str(SPECS / "resnet18.yaml"), "--input", "3x32x32", "--weights", str(weights),
+                 "--fuse", "-o", str(out)]) == 0
+    assert "fused: folded 20 batch norms into 20 convolutions" in capsys.readouterr().out
+    program = torch.export.load(out)
+    assert not any("batch_norm" in str(n.target) for n in program.graph.nodes)
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        assert relative_difference(net(x), program.module()(x)) <= TOLERANCE
 
 
 def test_build_fuse_on_the_command_line(capsys):
