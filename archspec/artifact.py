@@ -49,8 +49,8 @@ def save_built(spec, net: torch.nn.Module, path) -> None:
     from .fusion import FusedNetwork
 
     _refuse_own_sources(spec, path)
-    payload = {"format": FUSED_FORMAT if isinstance(net, FusedNetwork) else FORMAT, "name": spec.name, "spec": resolved_text(spec),
-               "state_dict": net.state_dict()}
+    payload = {"format": FUSED_FORMAT if isinstance(net, FusedNetwork) else FORMAT, "name": spec.name,
+               "spec": resolved_text(spec), "state_dict": net.state_dict()}
     with atomic_output(path) as f:
         torch.save(payload, f)
 

@@ -140,7 +140,9 @@ def fuse(net: CompiledNetwork, channels_last: bool = True) -> FusedNetwork:
     memo: dict = {}
     for layer in [parts[name] for name in folds] + [parts[name][0] for name in projections]:
         memo.update((id(tensor), tensor) for tensor in (layer.weight, layer.bias) if tensor is not None)
-    modules = {name: copy.deepcopy(parts[name], memo) for name in graph.nodes if name in parts and name not in gone}
+    # Placed in the spec's written order, as the builder places them: the state dict keeps its key order.
+    modules = {name: copy.deepcopy(parts[name], memo) for name in inferred.graph.written or graph.nodes
+               if name in graph.nodes and name in parts and name not in gone}
     for layer, norms in folds.items():
         _fold_into(modules[layer], [parts[norm] for norm in norms], channels_last)
     for name in projections:  # conv `0` and batch norm `1` become conv `0` alone
@@ -206,7 +208,8 @@ def _without_passes(inferred: InferredGraph, parts: dict) -> tuple:
         nodes[name] = replace(node, inputs=inputs) if inputs != node.inputs else node
     outputs = tuple(replace(o, node=source.get(o.node, o.node)) for o in graph.active_outputs(False))
     aliases = {k: source.get(v, v) for k, v in graph.aliases.items() if source.get(v, v) in nodes}
-    return Graph(graph.input_shape, MappingProxyType(nodes), outputs, (), MappingProxyType(aliases)), removed
+    written = tuple(name for name in graph.written if name in nodes)
+    return Graph(graph.input_shape, MappingProxyType(nodes), outputs, (), MappingProxyType(aliases), written), removed
 
 
 def _passes_through(node, shapes) -> bool:
@@ -302,7 +305,8 @@ def _fused_graph(graph: Graph, inferred: InferredGraph, folds: dict, modules: di
         nodes[name] = node
     outputs = tuple(replace(o, node=into.get(o.node, o.node)) for o in graph.outputs)
     aliases = {k: into.get(v, v) for k, v in graph.aliases.items()}
-    fused = Graph(graph.input_shape, MappingProxyType(nodes), outputs, (), MappingProxyType(aliases))
+    written = tuple(name for name in graph.written if name in nodes)
+    fused = Graph(graph.input_shape, MappingProxyType(nodes), outputs, (), MappingProxyType(aliases), written)
     return InferredGraph(fused, MappingProxyType(facts))
 
 

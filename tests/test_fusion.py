@@ -28,7 +28,9 @@ def spec(text, **overrides):
 
 def randomise_norms(net):
     """Running statistics and affine parameters far from the defaults (mean 0, var 1,
-    weight 1, bias 0), so a fold that ignored any of them would show."""
+    weight 1, bias 0), so a fold that ignored any of them would show. Unlike
+    tests/zoo.py's randomize_batch_norms it also draws the statistics of norms without
+    affine terms (`affine: false`), which fold too."""
     with torch.no_grad():
         for module in net.modules():
             if isinstance(module, NORMS):
@@ -130,6 +132,12 @@ def test_resnet50_every_batch_norm_is_folded():
     keys = set(fused.state_dict())
     assert not any(key.startswith(tuple(f"{n}." for n in norms)) for key in keys)
     assert {"conv1.bias", "layer1.0.downsample.0.bias", "layer4.2.conv3.bias"} <= keys
+    # In torchvision's key order, less the norms, each convolution followed by its new bias.
+    order = []
+    for key in theirs.state_dict():
+        if not key.startswith(tuple(f"{n}." for n in norms)):
+            order += [key, key[:-len("weight")] + "bias"] if key.endswith("weight") and key != "fc.weight" else [key]
+    assert list(fused.state_dict()) == order
     assert "bn" not in fused.code() and "downsample.1" not in fused.code()
 
 
@@ -420,3 +428,17 @@ def test_build_fuse_on_the_command_line(capsys):
     assert "fused: outputs agree with the unfused network's to" in out
     code = out.split("random input\n", 1)[1]
     assert "def forward" in code and ".bn" not in code and "downsample" in code
+
+
+@pytest.mark.parametrize("command, words", [
+    ("build", ["--fuse", "each batch norm folded into the convolution or linear layer before it",
+               "-o writes the fused network", "load_built returns it"]),
+    ("export", ["--fuse", "export what archspec.fuse makes of the network"]),
+])
+def test_help_explains_fuse(command, words, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for phrase in words:
+        assert phrase in text
