@@ -141,6 +141,22 @@ def test_resnet50_every_batch_norm_is_folded():
     assert "bn" not in fused.code() and "downsample.1" not in fused.code()
 
 
+def test_densenet121_folds_only_the_norms_that_follow_a_convolution():
+    torchvision = pytest.importorskip("torchvision")
+    theirs = torchvision.models.densenet121()
+    net = archspec.build(SPECS / "densenet121.yaml", device="meta")
+    fused = archspec.fuse(net.eval())
+    # torchvision's densenet121: norm0 follows conv0 and each dense layer's norm2 its
+    # conv1 (6 + 12 + 24 + 16 layers): 59 folds. Each layer's norm1, each transition's
+    # norm and norm5 read a concatenation (or a pooling): 58 + 3 + 1 = 62 stay.
+    norms = [name for name, m in theirs.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    after_conv = [name for name in norms if name.endswith(("norm0", "norm2"))]
+    assert len(after_conv) == 1 + 6 + 12 + 24 + 16
+    assert [f.norm for f in fused.fusion.folded] == after_conv
+    assert sorted(name for name, _ in fused.fusion.kept) == sorted(set(norms) - set(after_conv))
+    assert len(fused.fusion.kept) == 58 + 3 + 1
+
+
 @pytest.mark.parametrize("name, size", [("resnet18", 64), ("mobilenet_v2", 64)])
 def test_fused_network_follows_torchvision_with_the_same_weights(name, size):
     torchvision = pytest.importorskip("torchvision")
