@@ -141,7 +141,7 @@ def _network(spec, state: dict, shown: str, device, fused: bool = False):
     from .fusion import fuse
 
     def network(device):
-        net = build(spec, device=device, check=False)
+        net = build(spec, device=device, check=False, init=False)  # the file sets every tensor: draw nothing
         return fuse(net.eval()) if fused else net
 
     # Built on the meta device first, which allocates nothing: the spec's weights are
