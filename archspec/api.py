@@ -11,7 +11,6 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from os import PathLike
-from typing import TYPE_CHECKING
 
 from .check import ExpectReport, check_expectations
 from .diagnostics import Diagnostic, SpecError, error
@@ -21,6 +20,7 @@ from .init import EMPTY as EMPTY_PLAN, Plan, plan as plan_init
 from .spec import Spec, load as _load
 from .summary import DTYPE_BYTES, Summary, summarize_graph
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (PEP 781)
 if TYPE_CHECKING:
     from .builder import CompiledNetwork
 

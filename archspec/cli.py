@@ -334,6 +334,8 @@ def _report(exc: SpecError) -> None:
 
 
 def _report_warnings(caught) -> None:
+    if not caught:
+        return  # `archspec schema` need not import the compiler to say nothing
     from .api import SpecWarning
 
     for w in caught:
