@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 import reprlib
-import zipfile
 
 import torch
 import yaml
 
 from .atomic import atomic_output
+from .checkpoint_file import open_checkpoint, zip_archive_problem
 from .diagnostics import SpecError, error
-from .yaml_source import NotRegularFileError, load_text, open_regular_file
+from .yaml_source import load_text
 
 FORMAT = "archspec.built/1"
 _KEYS = {"format", "name", "spec", "state_dict"}
@@ -71,18 +71,12 @@ def load_built(path, device=None):
 
 
 def _read(path, shown: str, device):
-    try:
-        f = open_regular_file(path)  # a FIFO would block the load forever
-    except FileNotFoundError:
-        raise error("E0106", f"no such file: {shown}") from None
-    except IsADirectoryError:
-        raise error("E0106", f"{shown} is a directory, not an archspec build") from None
-    except NotRegularFileError:
-        raise error("E0106", f"{shown} is not a regular file") from None
-    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
-        raise error("E0106", f"cannot read {shown}: {getattr(exc, 'strerror', None) or exc}") from None
+    f = open_checkpoint(path, shown, "an archspec build")
     with f:
-        _check_archive(f, shown)
+        problem = zip_archive_problem(f)
+        if problem:
+            raise error("E0106", f"{shown} is not an archspec build: {problem}",
+                        hint="`archspec build -o FILE` writes one")
         try:
             payload = torch.load(f, map_location=device or "cpu", weights_only=True)
         except Exception as exc:  # torch raises many kinds for a file that is not its format
@@ -92,23 +86,6 @@ def _read(path, shown: str, device):
         raise error("E0106", f"{shown} is not an archspec build ({FORMAT})")
     _check_shape_of(payload, shown)
     return payload
-
-
-def _check_archive(f, shown: str) -> None:
-    """torch.save writes a zip archive of stored (uncompressed) entries. Compressed or
-    overlapping entries could make torch.load inflate far more than the file holds,
-    so an archive that is not so is refused before torch reads it."""
-    try:
-        with zipfile.ZipFile(f) as archive:
-            entries = archive.infolist()
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
-        raise error("E0106", f"{shown} is not an archspec build: not a zip archive as torch.save writes",
-                    hint="`archspec build -o FILE` writes one") from None
-    if any(e.compress_type != zipfile.ZIP_STORED for e in entries) or \
-            sum(e.file_size for e in entries) > os.fstat(f.fileno()).st_size:
-        raise error("E0106", f"{shown} is not an archspec build: its entries would expand to more than "
-                    "the file holds (torch.save never compresses them)")
-    f.seek(0)
 
 
 def _damaged(shown: str, what: str):

@@ -79,7 +79,8 @@ def build_module(inferred: InferredGraph, name: str, device=None, dtype=None) ->
     graph = inferred.graph
     factory = {k: v for k, v in (("device", device), ("dtype", dtype)) if v is not None}
     modules: dict[str, nn.Module] = {}
-    for node_name, node in graph.nodes.items():
+    for node_name in graph.written or graph.nodes:  # the spec's order: the state dict's key order
+        node = graph.nodes[node_name]
         shapes = [inferred.shape(src) for src in node.inputs]
         module = REGISTRY[node.op].module(node.args, shapes, factory)
         if module is not None:

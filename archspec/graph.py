@@ -42,6 +42,10 @@ class Graph:
     warnings: tuple = ()      # Diagnostics that do not stop a build
     # Qualified names of blocks, seqs and repeats -> the node that is their output.
     aliases: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    # The node names as the spec writes them (expansion order), which can differ from
+    # the topological order when a `from:` names a node written later. Modules are
+    # registered in this order, so a spec decides its state dict's key order.
+    written: tuple = ()
 
     def consumers(self) -> dict:
         readers = {name: [] for name in (INPUT, *self.nodes)}
@@ -70,7 +74,7 @@ def finish_graph(input_shape, nodes: dict, outputs: list, aliases: dict | None =
     reachable = {name: node for name, node in ordered.items() if name in used}
     aliases = {k: v for k, v in (aliases or {}).items() if v in reachable and k not in reachable}
     return Graph(tuple(input_shape), MappingProxyType(reachable), tuple(outputs), warnings,
-                 MappingProxyType(aliases))
+                 MappingProxyType(aliases), tuple(n for n in nodes if n in reachable))
 
 
 def to_networkx(nodes: dict) -> "nx.DiGraph":

@@ -18,8 +18,8 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .checkpoint_file import open_checkpoint, zip_archive_problem
 from .diagnostics import SpecError, error
-from .yaml_source import NotRegularFileError, open_regular_file
 
 # Keys of a training checkpoint that hold the model's state dict, in the order looked for.
 CHECKPOINT_KEYS = ("state_dict", "model")
@@ -61,19 +61,12 @@ def read_state_dict(source, weights_map=()) -> dict:
 def _load(path, shown: str):
     import torch
 
-    try:
-        f = open_regular_file(path)  # a FIFO would block the load forever
-    except FileNotFoundError:
-        raise error("E0106", f"no such file: {shown}", hint="--weights takes a file written by torch.save") from None
-    except IsADirectoryError:
-        raise error("E0106", f"{shown} is a directory, not a checkpoint") from None
-    except NotRegularFileError:
-        raise error("E0106", f"{shown} is not a regular file") from None
-    except (OSError, ValueError) as exc:
-        raise error("E0106", f"cannot read {shown}: {getattr(exc, 'strerror', None) or exc}") from None
+    f = open_checkpoint(path, shown, "a checkpoint", hint="--weights takes a file written by torch.save")
     with f:
         if zipfile.is_zipfile(f):
-            _check_archive(f, shown)
+            problem = zip_archive_problem(f)
+            if problem:
+                raise error("E0902", f"{shown} is not a PyTorch checkpoint: {problem}", hint=_TAKES)
         else:
             f.seek(0)
             if f.read(1) != _PICKLE_PROTO:  # torch.save's legacy format is a pickle too
@@ -86,20 +79,6 @@ def _load(path, shown: str):
                 return torch.load(f, map_location="cpu", weights_only=True)
         except Exception as exc:
             raise _refusal(exc, shown) from None
-
-
-def _check_archive(f, shown: str) -> None:
-    """torch.save writes stored (uncompressed) entries; compressed or overlapping ones
-    could inflate to far more than the file holds, so they are refused unread."""
-    try:
-        with zipfile.ZipFile(f) as archive:
-            entries = archive.infolist()
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
-        raise error("E0902", f"{shown} is not a PyTorch checkpoint: a damaged zip archive") from None
-    if any(e.compress_type != zipfile.ZIP_STORED for e in entries) or \
-            sum(e.file_size for e in entries) > os.fstat(f.fileno()).st_size:
-        raise error("E0902", f"{shown} is not a PyTorch checkpoint: its entries would expand to more than "
-                    "the file holds (torch.save never compresses them)")
 
 
 _PICKLE_PROTO = b"\x80"  # the first byte of every pickle of protocol 2 or later

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 import archspec  # noqa: E402
 from archspec.api import compile_spec  # noqa: E402
-from benchmarks.synthetic import chain_spec, wide_resnet_text  # noqa: E402
+from benchmarks.synthetic import chain_spec  # noqa: E402
 from benchmarks.timing import interleaved, once  # noqa: E402
 
 results: list[tuple[str, str, bool]] = []

@@ -1,7 +1,6 @@
 """Summary extras: folding, trainable vs frozen, memory estimates."""
 import textwrap
 
-import torch
 import torchvision
 
 import archspec

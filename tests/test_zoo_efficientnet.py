@@ -15,7 +15,7 @@ import archspec
 from archspec.api import summarize_scales
 from archspec.cli import main
 from conftest import SPECS, flop_counter_macs
-from zoo import check_keys_on_meta, check_static, check_weights_and_outputs, on_meta
+from zoo import check_keys_on_meta, check_static, check_weights_and_outputs, on_meta, randomize_batch_norms
 
 # ../shared/REFERENCE.md (torchvision 0.29.1): parameters and FlopCounterMode / 2 at
 # 3x224x224. Resolution: the crop size of the builder's published weights
@@ -47,15 +47,7 @@ def randomized(name, **keywords):
     """torchvision's model with random batch-norm statistics and affine terms: fresh
     ones are the identity in eval mode, and would not show where each one sits."""
     model = builder(name, **keywords)()
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.rand(n, generator=g) - 0.5)
+    randomize_batch_norms(model)
     return model
 
 

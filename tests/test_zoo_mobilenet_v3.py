@@ -9,7 +9,7 @@ import torchvision
 
 import archspec
 from conftest import SPECS
-from zoo import check_keys_on_meta, check_static, check_weights_and_outputs
+from zoo import check_keys_on_meta, check_static, check_weights_and_outputs, randomize_batch_norms
 
 # ../shared/REFERENCE.md (torchvision 0.29.1, 3x224x224): parameters, FlopCounterMode / 2.
 REFERENCE = {
@@ -28,15 +28,7 @@ def randomized(name, **keywords):
     """torchvision's model with random batch-norm statistics and affine terms (fresh
     ones are the identity in eval mode, and would not show where each one sits)."""
     model = builder(name, **keywords)()
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.rand(n, generator=g) - 0.5)
+    randomize_batch_norms(model)
     return model
 
 

@@ -1,12 +1,11 @@
 """The VGG family (specs/vgg16.yaml and the seven files that pick its other scales)
 against torchvision's vgg builders (figures from shared/REFERENCE.md)."""
 import pytest
-import torch
 import torchvision
 
 import archspec
 from conftest import SPECS
-from zoo import check_keys_on_meta, check_static, check_weights_and_outputs
+from zoo import check_keys_on_meta, check_static, check_weights_and_outputs, randomize_batch_norms
 
 # REFERENCE.md, torchvision 0.29.1 at 3x224x224: parameters, FlopCounterMode / 2.
 REFERENCE = {
@@ -30,14 +29,7 @@ def reference(name):
     that eval mode tests where each BN sits (fresh ones are the identity)."""
     def build():
         model = getattr(torchvision.models, name)(weights=None)
-        g = torch.Generator().manual_seed(1)
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d) and m.weight.device.type != "meta":
-                n = m.num_features
-                m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.data.copy_(torch.rand(n, generator=g) - 0.5)
+        randomize_batch_norms(model)
         return model
     return build
 

@@ -21,6 +21,23 @@ import archspec
 from conftest import SPECS, flop_counter_macs
 
 
+def randomize_batch_norms(model, seed: int = 1):
+    """Random running statistics and affine terms in every batch norm (1-D, 2-D, 3-D),
+    so that an eval-mode comparison tests where each one sits and which channels it
+    reads: fresh ones are the identity. A model on the meta device is left as it is."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.weight is not None \
+                    and m.weight.device.type != "meta":
+                n = m.num_features
+                m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
+                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(n, generator=g) - 0.5)
+    return model
+
+
 def on_meta(build):
     with torch.device("meta"):
         return build()

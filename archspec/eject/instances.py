@@ -72,7 +72,7 @@ class _Facts:
     def __init__(self, comp: Compilation, renderer: Renderer):
         self.comp, self.renderer = comp, renderer
         graph = comp.graph
-        self.index = {name: i for i, name in enumerate(graph.nodes)}
+        self.index = {name: i for i, name in enumerate(graph.written or graph.nodes)}  # as the builder registers
         self.in_eval = set(graph.needed_for(False))
         self.readers = {INPUT: []}
         self.fed = {}
