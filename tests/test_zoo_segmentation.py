@@ -9,7 +9,7 @@ from torchvision.models import segmentation
 
 import archspec
 from conftest import SPECS, flop_counter_macs
-from zoo import check_keys_on_meta, check_static, on_meta
+from zoo import check_keys_on_meta, check_static, on_meta, randomize_batch_norms
 
 # ../shared/REFERENCE.md (torchvision 0.29.1, 3x520x520, aux head on where torchvision
 # has one): parameters, FlopCounterMode / 2.
@@ -33,19 +33,8 @@ def builder(name, **keywords):
 
 
 def randomized(name, **keywords):
-    """torchvision's model with random batch-norm statistics and affine terms (fresh
-    ones are the identity in eval mode and would not show where each one sits)."""
-    model = builder(name, **keywords)()
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.rand(n, generator=g) - 0.5)
-    return model
+    """torchvision's model with random batch-norm statistics and affine terms."""
+    return randomize_batch_norms(builder(name, **keywords)())
 
 
 def check_maps(name, size=(64, 80), training=False, batch=2, **keywords):
