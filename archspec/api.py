@@ -11,15 +11,16 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from os import PathLike
-from typing import TYPE_CHECKING
 
 from .check import ExpectReport, check_expectations
 from .diagnostics import Diagnostic, SpecError, error
 from .expand import expand
 from .infer import InferredGraph, infer
+from .init import EMPTY as EMPTY_PLAN, Plan, plan as plan_init
 from .spec import Spec, load as _load
 from .summary import DTYPE_BYTES, Summary, summarize_graph
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (PEP 781)
 if TYPE_CHECKING:
     from .builder import CompiledNetwork
 
@@ -40,6 +41,7 @@ class Compiled:
     spec: Spec
     inferred: InferredGraph
     expect: ExpectReport | None  # None when the figures were not checked
+    init: Plan = EMPTY_PLAN      # what the spec's `init:` sets (archspec/init.py)
 
 
 def load(path: str | PathLike, input_shape=None, scale: str | None = None, **overrides) -> Spec:
@@ -70,11 +72,12 @@ def compile_spec(path_or_spec, input_shape=None, check: bool = True, max_params:
         inferred = infer(expansion.graph, known=expansion.facts)
     for diagnostic in inferred.graph.warnings:
         warnings.warn(SpecWarning(diagnostic), stacklevel=2)
+    init = plan_init(spec, inferred.graph)
     if max_params is not None and inferred.total_params > max_params:
         raise error("E0703", f"{spec.name} has {inferred.total_params:,} parameters, over the budget "
                     f"of {max_params:,}", hint="nothing was allocated; raise --max-params or shrink the spec")
     report = check_expectations(spec, inferred) if check else None
-    return Compiled(spec, inferred, report)
+    return Compiled(spec, inferred, report, init)
 
 
 @contextmanager
@@ -103,23 +106,27 @@ def _with_shape_errors(expansion) -> list:
 
 
 def build(path_or_spec, *, device=None, dtype=None, verify: bool = False, check: bool = True,
-          input_shape=None, max_params: int | None = None, scale: str | None = None,
+          input_shape=None, max_params: int | None = None, scale: str | None = None, init: bool = True,
           weights=None, weights_map=None, **overrides) -> "CompiledNetwork":
     """Compile a spec into a torch.nn.Module (on `device`/`dtype` directly, "meta" included).
 
     `check=False` skips the spec's `expect:` figures; `verify=True` also runs a
-    meta-device forward and compares every inferred shape. `weights` (a checkpoint
-    file, or a state dict) is loaded strictly, after `weights_map` ({old: new} key
-    prefixes, or ["old=new", ...]) renames its keys."""
+    meta-device forward and compares every inferred shape. The weights start as the
+    spec's `init:` says (docs/init.md), drawn from torch's generator (seed it with
+    torch.manual_seed); `init=False` keeps what PyTorch's module constructors drew, and
+    a meta-device build draws nothing. `weights` (a checkpoint file, or a state dict)
+    is loaded strictly, after `weights_map` ({old: new} key prefixes, or ["old=new",
+    ...]) renames its keys; it sets every tensor, so `init:` is then checked but not
+    drawn."""
     compiled = compile_spec(path_or_spec, input_shape, check=check, max_params=max_params, scale=scale,
                             **overrides)
-    return build_compiled(compiled, device=device, dtype=dtype, verify=verify, weights=weights,
+    return build_compiled(compiled, device=device, dtype=dtype, verify=verify, init=init, weights=weights,
                           weights_map=weights_map)
 
 
-def build_compiled(compiled: Compiled, *, device=None, dtype=None, verify: bool = False, weights=None,
-                   weights_map=None) -> "CompiledNetwork":
-    """The module of a spec already compiled (see `compile_spec`)."""
+def build_compiled(compiled: Compiled, *, device=None, dtype=None, verify: bool = False, init: bool = True,
+                   weights=None, weights_map=None) -> "CompiledNetwork":
+    """The module of a spec already compiled (see `compile_spec`); the rest as for `build`."""
     from .builder import build_module, check_memory  # torch is imported here, not for validate or summary
 
     check_memory(compiled.inferred, compiled.spec.name, device, dtype)
@@ -127,11 +134,16 @@ def build_compiled(compiled: Compiled, *, device=None, dtype=None, verify: bool 
         from .verify import verify as verify_shapes
 
         verify_shapes(compiled.inferred, compiled.spec.name)
-    if weights is not None:
+    if weights is not None:  # a strict load sets every tensor: drawing them first would be wasted
         from .weights import build_with_weights
 
         return build_with_weights(compiled, weights, weights_map, device=device, dtype=dtype)
-    return build_module(compiled.inferred, compiled.spec.name, device=device, dtype=dtype)
+    net = build_module(compiled.inferred, compiled.spec.name, device=device, dtype=dtype)
+    if init:
+        from .init import apply
+
+        apply(compiled.init, net)
+    return net
 
 
 def summarize(path_or_spec, *, batch: int = 1, dtype: str = "float32", depth: int | None = None,

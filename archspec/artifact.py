@@ -141,7 +141,7 @@ def _network(spec, state: dict, shown: str, device):
     problem = _state_mismatch(expected, state)
     if problem:
         raise _damaged(shown, f"its weights do not fit its spec: {problem}")
-    net = build(spec, device=device, check=False)
+    net = build(spec, device=device, check=False, init=False)  # the file sets every tensor: draw nothing
     try:
         net.load_state_dict(state, strict=True)
     except Exception as exc:  # e.g. a tensor of a type that cannot be copied into a weight

@@ -114,6 +114,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--verify", action="store_true",
                    help="also run a forward on the meta device and compare every inferred shape")
     b.add_argument("--print-code", action="store_true", help="print the generated eval-mode forward")
+    b.add_argument("--seed", type=int, metavar="N",
+                   help="seed torch's generator first, so the weights drawn (and written with -o) are reproducible")
+    b.add_argument("--no-init", dest="init", action="store_false",
+                   help="skip the spec's `init:` rules: every tensor keeps what its PyTorch module drew "
+                        "(with --weights nothing is drawn for them anyway: the checkpoint sets every tensor)")
     weights_options(b)
 
     s = sub.add_parser("summary", help="print shapes, params and MACs of every node", epilog=_EPILOG,
@@ -319,6 +324,8 @@ def _report(exc: SpecError) -> None:
 
 
 def _report_warnings(caught) -> None:
+    if not caught:
+        return  # `archspec schema` need not import the compiler to say nothing
     from .api import SpecWarning
 
     for w in caught:
@@ -424,7 +431,12 @@ def cmd_build(args) -> int:
         raise error("E0623", "--weights-map renames the keys of --weights FILE, which is not given")
     compiled = _compile(args, args.spec)
     spec, inferred = compiled.spec, compiled.inferred
-    net = build_compiled(compiled, verify=args.verify, weights=args.weights, weights_map=args.weights_map)
+    if args.seed is not None:
+        import torch
+
+        torch.manual_seed(args.seed)
+    net = build_compiled(compiled, verify=args.verify, init=args.init, weights=args.weights,
+                         weights_map=args.weights_map)
     outputs = ", ".join(f"{o.name} {list(inferred.shape(o.node))}" + (" (training)" if o.train_only else "")
                         for o in inferred.graph.outputs)
     print(f"built {spec.name}: {inferred.total_params:,} params, {inferred.macs():,} MACs per sample, "

@@ -14,7 +14,7 @@ Each compiled check returns the set of object keys it evaluated (what
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 Check = Callable[[object], "set | None"]
 _OK: frozenset = frozenset()

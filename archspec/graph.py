@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
 from .diagnostics import Diagnostic, Position, SpecError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (PEP 781)
 if TYPE_CHECKING:  # networkx is imported where a graph algorithm is needed, not at start-up
     import networkx as nx
 

@@ -31,6 +31,7 @@ _REF = {"anyOf": [{"type": "string", "pattern": r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-
                   EXPRESSION_SCHEMA]}
 _INT_OR_EXPR = {"anyOf": [{"type": "integer"}, EXPRESSION_SCHEMA]}
 _BOOL_OR_EXPR = {"anyOf": [{"type": "boolean"}, EXPRESSION_SCHEMA]}
+_NAMES = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
 _SHAPE = {"anyOf": [{"type": "array", "items": _INT_OR_EXPR, "minItems": 1}, EXPRESSION_SCHEMA]}
 
 
@@ -113,6 +114,10 @@ def build_schema(ops: dict | None = None) -> dict:
                        "description": "named sets of arg values, chosen with --scale NAME",
                        "additionalProperties": {"type": "object", "propertyNames": _IDENTIFIER}},
             "scale": {**_SCALE_NAME, "description": "the scale this spec is, as written"},
+            "init": {"anyOf": [{"type": "array", "items": {"$ref": "#/$defs/init_rule"}},
+                               {"type": "string", "const": "default"}],
+                     "description": "how the weights start, rule by rule (later rules win); `default` "
+                                    "(or []) keeps what PyTorch's module constructors draw (docs/init.md)"},
         },
         "additionalProperties": False,
         # A spec without `extends:` says what it is itself.
@@ -154,6 +159,16 @@ def build_schema(ops: dict | None = None) -> dict:
                 "else": {"type": "object",
                          "properties": {"from": _REF, "when": _BOOL_OR_EXPR, "train_only": _BOOL_OR_EXPR},
                          "required": ["from"], "additionalProperties": False}},
+            # Schemes and their arguments are checked by archspec/init.py, which says more
+            # about a misspelt scheme than a schema can.
+            "init_rule": {
+                "type": "object",
+                "properties": {"op": _NAMES, "name": _NAMES, "when": _BOOL_OR_EXPR, "doc": {"type": "string"}},
+                "propertyNames": {"pattern": r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*(?![\s\S])"},
+                "additionalProperties": {"description": "a tensor of the selected nodes (weight, bias, value, "
+                                         "0.weight) and its scheme: zeros, ones, default, a number, or "
+                                         "{SCHEME: {ARG: VALUE}}"},
+            },
             "expect": {
                 "type": "object",
                 "properties": {
@@ -367,6 +382,13 @@ def _diagnostic(document, err) -> Diagnostic:
             f"`{where}` says neither what it is nor what it contains")
         return Diagnostic("E0203", msg, _position(document, err.absolute_path),
                           "add `op: NAME`, `block: NAME`, `seq:`, `concat:` or `add:`")
+    if err.validator == "anyOf" and list(err.absolute_path) == ["init"] and isinstance(err.instance, list):
+        err = next(e for e in err.context if e.relative_schema_path[0] == 0)  # a list: what is wrong in it
+    elif err.validator == "anyOf" and list(err.absolute_path) == ["init"]:  # neither rules nor `default`
+        close = did_you_mean(err.instance, ["default"]) if isinstance(err.instance, str) else None
+        return Diagnostic("E0201", f"`init` must be a list of rules or `default`, got {err.instance!r}",
+                          _position(document, ["init"]),
+                          close or "write each rule as a list item: `- {op: conv, weight: kaiming_normal}`")
     err = _deepest(err) if not _offers_expression(err) else err
     path = list(err.absolute_path)
     where = ".".join(map(str, path)) or "the document"

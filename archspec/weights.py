@@ -321,13 +321,17 @@ def load_into(net, state: dict, shown: str) -> None:
 
 def build_with_weights(compiled, weights, weights_map=None, device=None, dtype=None):
     """The module of `compiled` holding the weights of `weights` (a path or a
-    checkpoint), checked to fit on the meta device before anything is allocated."""
+    checkpoint), checked to fit on the meta device before anything is allocated. The
+    spec's `init:` is checked there too but not drawn: the checkpoint sets every tensor."""
     from .builder import build_module
+    from .init import apply as apply_init
 
     name = compiled.spec.name
     shown = "the given checkpoint" if isinstance(weights, Mapping) else os.fspath(weights)
     state = read_state_dict(weights, weights_map)
-    expected = build_module(compiled.inferred, name, device="meta").state_dict()
+    skeleton = build_module(compiled.inferred, name, device="meta")
+    apply_init(compiled.init, skeleton)  # on the meta device: the `init:` checks, no draws
+    expected = skeleton.state_dict()
     check_fits(compiled.inferred, name, expected, state, shown)
     net = build_module(compiled.inferred, name, device=device, dtype=dtype)
     load_into(net, state, shown)

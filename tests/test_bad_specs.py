@@ -14,6 +14,9 @@ Optional lines right after it:
                       instantiation chain of blocks and repeats)
     # xfail: WHY      a known compiler problem: the header says what the compiler
                       SHOULD report, and the case is expected to fail until it does
+    # command: build  run `archspec build` instead of `validate`: for the mistakes
+                      only the built network shows (an `init:` key that names no
+                      tensor of the module, a scheme its tensor cannot take)
 
 `tests/bad_specs/support/` holds parent specs that cases extend; they are not cases.
 Mistakes a file cannot hold (--set, --input, file size, alias bombs, limits, internal
@@ -55,12 +58,15 @@ def parse_header(path: Path) -> dict:
         m = _ITEM.match(item.strip())
         assert m, f"{path.name}: cannot read `{item.strip()}` (want `CODE at LINE:COL` or `CODE at FILE:LINE:COL`)"
         expected.append((m.group("code"), m.group("file") or path.name, int(m.group("line")), int(m.group("col"))))
-    header = {"expected": expected, "notes": None, "xfail": None}
+    header = {"expected": expected, "notes": None, "xfail": None, "command": "validate"}
     for line in lines[1:]:
         if line.startswith("# notes:"):
             header["notes"] = int(line.split(":", 1)[1])
         elif line.startswith("# xfail:"):
             header["xfail"] = line.split(":", 1)[1].strip()
+        elif line.startswith("# command:"):
+            header["command"] = line.split(":", 1)[1].strip()
+            assert header["command"] in ("validate", "build"), f"{path.name}: command is validate or build"
         else:
             break
     return header
@@ -107,7 +113,7 @@ def run(argv, capsys) -> tuple[int, str, str]:
 def test_bad_spec(path, capsys, monkeypatch):
     header = HEADERS[path.name]
     monkeypatch.chdir(BAD)  # diagnostics then name `case.yaml` and `support/parent.yaml`
-    rc, out, err = run(["validate", path.name], capsys)
+    rc, out, err = run([header["command"], path.name], capsys)
 
     assert "Traceback" not in out + err
     assert "internal error" not in err, err

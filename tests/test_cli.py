@@ -131,3 +131,27 @@ def test_validate_and_summary_do_not_import_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def _imported_by(*argv) -> set:
+    """The modules `python -m archspec ARGV` imports, as `-X importtime` lists them."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "archspec", *argv],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines()
+            if line.startswith("import time:") and "|" in line}
+
+
+@pytest.mark.parametrize("argv", [["validate", "specs/resnet50.yaml"], ["summary", "specs/inception_v3.yaml"],
+                                  ["schema"], ["--help"]])
+def test_commands_that_build_nothing_start_without_torch(argv):
+    modules = _imported_by(*argv)
+    assert "archspec.cli" in modules  # the listing is real
+    assert "torch" not in modules and "numpy" not in modules
+
+
+def test_help_and_schema_start_without_the_compiler():
+    # `archspec --help` needs argparse and the diagnostics, not the YAML loader or the ops;
+    # `archspec schema` needs the ops, not the YAML loader or the compiler.
+    assert not {"yaml", "archspec.api", "archspec.ops", "typing"} & _imported_by("--help")
+    assert not {"yaml", "archspec.api", "archspec.spec"} & _imported_by("schema")

@@ -84,3 +84,29 @@ def test_num_classes_override_changes_only_the_head():
     # 25,557,032 - (2048*1000 + 1000) + (2048*10 + 10)
     assert summary.total_params == 25_557_032 - 2_049_000 + 20_490
     assert summary.outputs["output"] == (1, 10)
+
+
+@pytest.mark.parametrize("name", ["resnet18", pytest.param("resnet50", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("size", [200, 225])
+def test_odd_input_sizes_match_torchvision(name, size):
+    # At 200x200 layer3 receives 25x25 and its stride-2 body gives ceil(25 / 2) = 13;
+    # the shortcut's 1x1 conv must take stride 2 to match, as torchvision's does.
+    constructor = REFERENCE[name][0]
+    theirs = constructor(weights=None).eval()
+    ours = archspec.build(SPECS / f"{name}.yaml", input_shape=(3, size, size), check=False).eval()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    assert ours.layer3[0].downsample[0].stride == theirs.layer3[0].downsample[0].stride == (2, 2)
+    summary = archspec.summarize(SPECS / f"{name}.yaml", input_shape=(3, size, size))
+    assert summary.total_macs == flop_counter_macs(constructor(weights=None), (3, size, size))
+    x = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        assert (ours(x) - theirs(x)).abs().max().item() <= 1e-5
+
+
+def test_every_small_input_size_torchvision_accepts_is_accepted():
+    # Any size from 1 up takes ResNet-18 to a 1x1 layer4 or larger; each stage's
+    # shortcut must size itself after its body at every one of them, odd or even.
+    theirs = torchvision.models.resnet18(weights=None)
+    for size in range(1, 70):
+        summary = archspec.summarize(SPECS / "resnet18.yaml", input_shape=(3, size, size))
+        assert summary.total_macs == flop_counter_macs(theirs, (3, size, size)), size

@@ -22,9 +22,12 @@ spec never pays for importing it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (PEP 781)
 if TYPE_CHECKING:  # torch is imported only when something is built
+    from typing import Any
+
     import torch.nn as nn
 
 

@@ -92,7 +92,12 @@ class Project(Op):
            "torchvision's `downsample`); the stride may differ per dimension.")
     shape_rule = "the second (reference) input's shape"
     mac_rule = "in x out x output positions when it projects, else 0"
-    args = {"eps": Arg("number", 1e-5), "bias": Arg("bool", False)}
+    args = {
+        "stride": Arg("size", None, "the 1x1 conv's stride; by default the least that gives the "
+                                    "reference's size (ceil(size / stride) = its size, so 25 -> 13 is 2)"),
+        "eps": Arg("number", 1e-5),
+        "bias": Arg("bool", False),
+    }
     inputs = 2
     fed_inputs = 1
     output_saved_for_backward = False
@@ -101,42 +106,55 @@ class Project(Op):
         Example({"bias": True}, ((4, 6), (6, 3))),
         Example({}, ((4, 8, 8), (4, 8, 8))),
         Example({}, ((3, 4, 8, 8), (6, 4, 4, 4))),
+        Example({}, ((4, 25, 7), (8, 13, 4))),  # odd sizes: a stride-2 body rounds up
+        Example({"stride": [3, 2]}, ((4, 7, 8), (6, 3, 4))),
     )
 
-    def _needed(self, shapes):
+    def _needed(self, a, shapes):
         x, ref = shapes
         need_rank(self, x, (2, 3, 4))
         need_rank(self, ref, len(x), "reference")
         if x == ref:
             return None
-        # One stride per spatial dimension: video shortcuts keep time, (1, 2, 2).
-        strides = tuple(size // target if size % target == 0 else None for size, target in zip(x[1:], ref[1:]))
-        if None in strides:
-            raise OpError("E0402", f"cannot project {list(x)} onto {list(ref)}: the spatial "
-                          "sizes are not an integer stride apart")
+        # A 1x1 conv of stride s keeps ceil(size / s) positions. The least s giving the
+        # reference's size is the body's stride whenever the sizes divide, and for a
+        # stride-2 body at odd sizes too (25 -> 13); video shortcuts keep time, (1, 2, 2).
+        rank = len(x) - 1
+        given = a["stride"] is not None
+        strides = (per_dim(a["stride"], rank, "stride") if given
+                   else tuple(-(-size // max(target, 1)) for size, target in zip(x[1:], ref[1:])))
+        if given and min(strides) < 1:
+            raise OpError("E0408", f"project `stride` must be at least 1, got {list(strides)}", arg="stride")
+        kept = tuple(-(-size // s) for size, s in zip(x[1:], strides))
+        if kept != tuple(ref[1:]):
+            why = (f"a 1x1 conv of stride {a['stride']!r} gives {list(kept)}, not {list(ref[1:])}" if given
+                   else f"no stride of a 1x1 conv takes {list(x[1:])} to {list(ref[1:])}")
+            raise OpError("E0402", f"cannot project {list(x)} onto {list(ref)}: {why}",
+                          "a stride s keeps ceil(size / s) positions along each dimension",
+                          arg="stride" if given else None)
         return x[0], ref[0], strides[0] if len(set(strides)) == 1 else strides
 
     def infer(self, a, shapes):
-        self._needed(shapes)
+        self._needed(a, shapes)
         return shapes[1]
 
     def params(self, a, shapes, out):
-        need = self._needed(shapes)
+        need = self._needed(a, shapes)
         if need is None:
             return 0
         cin, cout, _ = need
         return cin * cout + (cout if a["bias"] else 0) + 2 * cout
 
     def buffers(self, a, shapes, out):
-        need = self._needed(shapes)
+        need = self._needed(a, shapes)
         return (0, 0) if need is None else (2 * need[1], 1)
 
     def macs(self, a, shapes, out):
-        need = self._needed(shapes)
+        need = self._needed(a, shapes)
         return 0 if need is None else need[0] * need[1] * math.prod(out[1:])
 
     def module(self, a, shapes, factory):
-        need = self._needed(shapes)
+        need = self._needed(a, shapes)
         if need is None:
             return None
         import torch.nn as nn

@@ -59,6 +59,7 @@ class MaxPool(_WindowPool):
         Example({"k": 3, "stride": 2, "pad": 1}, ((4, 9, 9),)),
         Example({"k": 3, "stride": 2, "ceil_mode": True}, ((2, 8, 10),)),
         Example({"k": 2}, ((3, 9),)),
+        Example({"k": 3, "stride": 2, "pad": 1}, ((2, 25),)),  # a 1-D ResNet's stem pool
         Example({"k": [1, 2, 2]}, ((2, 4, 6, 6),)),
     )
 
@@ -119,4 +120,5 @@ class AdaptiveMaxPool(_AdaptivePool):
     name = "adaptive_maxpool"
     doc = "Max pool to a fixed output size."
     fn = "adaptive_max_pool"
-    examples = (Example({"out": 2}, ((4, 7, 7),)),)
+    examples = (Example({"out": 2}, ((4, 7, 7),)), Example({"out": 3}, ((2, 10),)),
+                Example({}, ((2, 3, 4, 4),)))
