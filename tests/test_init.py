@@ -77,6 +77,17 @@ def article_003_keys(key: str) -> str:
     return re.sub(r"^(inceptionC_\d\.branch_(?:5x5|3x3)_[12])\.1\.layer\.", r"\1.layer.", key)
 
 
+# torchvision's segmentation builders, aux head on where they have one (as the specs).
+_SEGMENTATION = ("fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101",
+                 "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large")
+
+
+def seg(name):
+    aux = {} if name.startswith("lraspp") else {"aux_loss": True}
+    return lambda: getattr(torchvision.models.segmentation, name)(weights=None, weights_backbone=None,
+                                                                  num_classes=CLASSES, **aux)
+
+
 # spec -> (reference constructor, archspec overrides besides num_classes, key map).
 # Every other spec is the torchvision builder of its name. An override of None drops
 # num_classes (for specs that call it otherwise).
@@ -95,13 +106,15 @@ SPECIAL = {
                                                     "input_shape": (3, 64, 64)}, None),
     "yolo11n": (ultralytics_model("yolo11n.yaml"), {"num_classes": None, "nc": CLASSES,
                                                     "input_shape": (3, 64, 64)}, None),
+    **{name: (seg(name), {}, None) for name in _SEGMENTATION},
 }
 # Not bitwise: the reference initialises inside sub-module constructors (ViT, see
 # above); smp's encoder is a torchvision ResNet that draws its classifier (then
 # deleted) and re-initialises before the decoder is built; Ultralytics' C3k2 lets C2f
 # build its inner Bottlenecks (drawing their weights) and then builds them again.
-# YOLOv8 (C2f only) draws as archspec does: bitwise.
-BY_DISTRIBUTION = set(_VIT) | {"unet_resnet34", "yolo11n"}
+# YOLOv8 (C2f only) draws as archspec does: bitwise. The segmentation builders draw
+# their backbone's classifier too, then drop it.
+BY_DISTRIBUTION = set(_VIT) | {"unet_resnet34", "yolo11n"} | set(_SEGMENTATION)
 # Three of the five the issue names, and others that build in well under a second.
 # Inception v3 and GoogLeNet (trunc_normal over every weight, 4-8 s) run under -m slow.
 FAST = {"resnet50", "mobilenet_v3_large", "efficientnet_b0",

@@ -116,6 +116,47 @@ def test_a_shape_not_known_yet_is_a_located_error():
     assert "not known yet" in d.message
 
 
+def test_a_shape_read_after_residual_blocks_waits_on_each_body_once():
+    # Two residual blocks in a row, then a block reading its input's channels. Inferring
+    # that input walks back through both blocks: each shortcut and the body it skips
+    # wait on the same node (a diamond, not a cycle).
+    inferred = compiled("""
+        input: [4, 8, 8]
+        blocks:
+          residual:
+            body:
+              sum:
+                add:
+                  - body: {op: conv, out: 8, k: 1}
+                  - shortcut: {op: project, from: [in, body]}
+          head:
+            body:
+              - {op: conv, out: "${in_channels // 4}", k: 1}
+        graph:
+          a: {block: residual}
+          b: {block: residual}
+          head: {block: head}
+    """)
+    assert inferred.shape("head.0") == (2, 8, 8)  # 8 // 4
+
+
+def test_a_shape_that_depends_on_itself_is_a_located_error():
+    with pytest.raises(SpecError) as err:
+        compiled("""
+            input: [3, 8, 8]
+            blocks:
+              head:
+                body:
+                  - {op: conv, out: "${in_channels}", k: 1}
+            graph:
+              x: {op: add, from: [input, y]}
+              y: {op: relu, from: x}
+              head: {block: head}
+        """)
+    assert err.value.diagnostics[0].code == "E0315"
+    assert "depends on itself" in err.value.diagnostics[0].message
+
+
 def test_width_rounding_matches_torchvision():
     from torchvision.models._utils import _make_divisible
 
