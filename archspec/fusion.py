@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import MappingProxyType
 
 import torch
@@ -34,6 +34,7 @@ from .forward import forward_plan, node_parts
 from .graph import INPUT, Graph
 from .infer import InferredGraph, node_facts
 from .ops import REGISTRY
+from .records import replace
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
