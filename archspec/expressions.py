@@ -25,6 +25,7 @@ from functools import lru_cache
 _WHOLE_NAME = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
 _PLACEHOLDER = re.compile(r"\$\{([^{}]*)\}")
 MAX_EXPRESSION_CHARS = 500
+MAX_EXPRESSION_DEPTH = 100  # nested operations: the evaluator recurses once per level
 MAX_INTEGER = 10 ** 30      # every whole number an expression makes is smaller than this
 MAX_ITEMS = 10_000          # values in a list an expression makes, nested lists included
 MAX_LIST_DEPTH = 32
@@ -135,12 +136,24 @@ def _parsed(text: str) -> ast.Expression:
     if len(text) > MAX_EXPRESSION_CHARS:
         raise ExpressionError("E0505", f"expression longer than {MAX_EXPRESSION_CHARS} characters")
     try:
-        return ast.parse(text.strip(), mode="eval")
+        tree = ast.parse(text.strip(), mode="eval")
     except (SyntaxError, ValueError) as exc:  # ValueError: a NUL byte, on some Pythons
         reason = exc.msg if isinstance(exc, SyntaxError) else str(exc)
         raise ExpressionError("E0501", f"cannot parse expression `{text.strip()}`: {reason}") from None
     except (RecursionError, MemoryError):
         raise ExpressionError("E0505", "expression nests too deeply") from None
+    if _depth(tree.body) > MAX_EXPRESSION_DEPTH:  # a limit of its own, not Python's recursion limit
+        raise ExpressionError("E0505", "expression nests too deeply")
+    return tree
+
+
+def _depth(node) -> int:
+    deepest, stack = 0, [(node, 1)]
+    while stack:  # without recursion: this is what guards the evaluator's recursion
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 def _round(number, ndigits=None):

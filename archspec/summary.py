@@ -81,7 +81,7 @@ class Summary:
         widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h)
                   for i, h in enumerate(headers)]
         align = ("<", "<", "<", ">", ">")
-        line = lambda cells: "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths)).rstrip()
+        line = lambda cells: _line(cells, align, widths)
         rule = "-" * len(line(headers))
         scale = f" (scale {self.scale})" if self.scale else ""
         out = [f"{self.name}{scale}: input {_shape((self.batch, *self.input_shape))}", rule, line(headers), rule]
@@ -100,8 +100,14 @@ class Summary:
         return "\n".join(out)
 
 
+def _line(cells, align, widths) -> str:
+    # ljust/rjust rather than f"{c:{a}{w}}": a large spec has thousands of rows, and
+    # formatting with a nested spec parses it anew for every cell.
+    return "  ".join(c.ljust(w) if a == "<" else c.rjust(w) for c, a, w in zip(cells, align, widths)).rstrip()
+
+
 def _shape(shape) -> str:
-    return "[" + ", ".join(str(d) for d in shape) + "]"
+    return "[" + ", ".join(map(str, shape)) + "]"
 
 
 def _mb(n: int) -> str:

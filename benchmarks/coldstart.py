@@ -17,7 +17,7 @@ import sys
 import time
 
 COMMANDS = (("--help",), ("schema",), ("validate", "specs/resnet50.yaml"),
-            ("summary", "specs/efficientnet_v2_l.yaml"))
+            ("summary", "specs/efficientnet_v2_l.yaml"), ("summary", "specs/yolo11n.yaml"))
 
 
 def _run(argv, cwd) -> tuple[float, float]:

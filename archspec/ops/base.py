@@ -231,10 +231,18 @@ class Op:
                 if arg.default is REQUIRED:
                     raise OpError("E0304", f"op `{self.name}` needs argument `{key}`",
                                   f"`{key}`: {arg.doc}" if arg.doc else None)
-                out[key] = None if arg.default is None else self.check_arg(key, arg.default)
+                out[key] = self._checked_default(key, arg)
                 continue
             out[key] = self.check_arg(key, given[key])
         return out
+
+    def _checked_default(self, key: str, arg: Arg):
+        """An argument's default, checked once per op: most nodes leave most arguments
+        out, and a large spec has thousands of nodes."""
+        checked = self.__dict__.setdefault("_checked_defaults", {})
+        if key not in checked:
+            checked[key] = None if arg.default is None else self.check_arg(key, arg.default)
+        return checked[key]
 
     def check_arg(self, key: str, value):
         arg = self.args[key]
@@ -249,9 +257,10 @@ class Op:
         result = check(value)
         if result is None:
             raise OpError("E0408", f"`{key}` of op `{self.name}` must be {wanted}, got {value!r}", arg=key)
-        if any(_is_int(v) and abs(v) > MAX_INT for v in (result if isinstance(result, tuple) else (result,))):
-            raise OpError("E0408", f"`{key}` of op `{self.name}` is {value!r}, beyond what PyTorch accepts "
-                          f"(at most {MAX_INT:,})", arg=key)
+        for v in result if isinstance(result, tuple) else (result,):  # a loop: any() over a generator is slower
+            if _is_int(v) and abs(v) > MAX_INT:
+                raise OpError("E0408", f"`{key}` of op `{self.name}` is {value!r}, beyond what PyTorch "
+                              f"accepts (at most {MAX_INT:,})", arg=key)
         return result
 
     def arg_schema(self) -> dict:
