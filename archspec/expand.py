@@ -310,6 +310,10 @@ class _Expander:
         its inputs now if need be; ExpressionError when it cannot be known yet."""
         name = self.now(target, what)
         stack = [name]
+        # Nodes whose inputs are being worked out. Everything above one on the stack
+        # is among its inputs, so meeting it again is a cycle; meeting a node that is
+        # merely waiting on the stack is not (two paths to one node: a residual).
+        expanding = set()
         while stack:  # depth first over inputs not inferred yet, without recursion
             current = stack[-1]
             if current == INPUT or current in self.facts:
@@ -323,8 +327,9 @@ class _Expander:
                       for i, src in enumerate(record["inputs"])]
             waiting = [src for src in inputs if src != INPUT and src not in self.facts]
             if waiting:
-                if any(src in stack for src in waiting):
+                if any(src in expanding for src in waiting):
                     raise ExpressionError("E0315", f"the shape of {what} depends on itself")
+                expanding.add(current)
                 stack.extend(waiting)
                 continue
             if not self.infer_now(current, inputs):

@@ -125,3 +125,29 @@ def test_width_rounding_matches_torchvision():
     assert resolve("${make_divisible(16 * 0.35, 8, 16)}", {}) == _make_divisible(16 * 0.35, 8, 16)
     # Ultralytics rounds widths up: math.ceil(x / 8) * 8 (ultralytics.utils.ops.make_divisible)
     assert resolve("${round_up(64 * 0.25, 8)}", {}) == 16 and resolve("${round_up(1024 * 0.33, 8)}", {}) == 344
+
+
+def test_a_shape_reached_by_two_paths_is_not_a_cycle():
+    # `late` is written before the node it reads, so nothing after it is inferred
+    # until `widen` asks for its input's shape; the residual's output is then reached
+    # from its add by two paths (the identity, and the branch behind the norm), which
+    # must not read as a cycle (Swin's patch merging after its blocks).
+    inferred = compiled("""
+        input: [4, 8, 8]
+        blocks:
+          residual:
+            body:
+              first:
+                add: [~, {norm1: {op: bn}}]
+              second:
+                add: [~, {norm2: {op: bn}}]
+          widen:
+            body:
+              conv: {op: conv, out: "${in_channels * 2}", k: 1}
+        graph:
+          late: {op: conv, out: 4, k: 1, from: early}
+          early: {op: bn, from: input}
+          blocks: {block: residual, from: late}
+          widen: {block: widen}
+    """)
+    assert inferred.shape("widen.conv") == (8, 8, 8)
