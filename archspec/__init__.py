@@ -19,11 +19,12 @@ _WHERE = {
     ".summary": ("Summary",),
     ".builder": ("CompiledNetwork",),  # these need torch
     ".artifact": ("load_built", "save_built"),
+    ".fusion": ("fuse",),
 }
 _MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
 
 __all__ = ["build", "build_compiled", "compile_spec", "load", "loads", "summarize", "load_built",
-           "save_built", "register_op", "Arg", "Example", "Op", "OpError", "RegistrationError",
+           "save_built", "fuse", "register_op", "Arg", "Example", "Op", "OpError", "RegistrationError",
            "Compiled", "CompiledNetwork", "Diagnostic", "Position", "SpecError", "SpecWarning", "Spec",
            "Summary"]
 

@@ -19,6 +19,9 @@ from .diagnostics import SpecError, error
 from .yaml_source import load_text
 
 FORMAT = "archspec.built/1"
+# A network archspec.fuse made: its state dict has no folded batch norms, and loading
+# fuses the spec's network again before reading it.
+FUSED_FORMAT = "archspec.fused/1"
 _KEYS = {"format", "name", "spec", "state_dict"}
 
 
@@ -43,9 +46,11 @@ def resolved_text(spec) -> str:
 
 
 def save_built(spec, net: torch.nn.Module, path) -> None:
+    from .fusion import FusedNetwork
+
     _refuse_own_sources(spec, path)
-    payload = {"format": FORMAT, "name": spec.name, "spec": resolved_text(spec),
-               "state_dict": net.state_dict()}
+    payload = {"format": FUSED_FORMAT if isinstance(net, FusedNetwork) else FORMAT, "name": spec.name,
+               "spec": resolved_text(spec), "state_dict": net.state_dict()}
     with atomic_output(path) as f:
         torch.save(payload, f)
 
@@ -63,11 +68,12 @@ def _refuse_own_sources(spec, path) -> None:
 
 
 def load_built(path, device=None):
-    """The module saved by `archspec build -o FILE`, weights included."""
+    """The module saved by `archspec build -o FILE`, weights included; the fused
+    network when `build --fuse -o FILE` wrote it."""
     shown = os.fspath(path)
     payload = _read(path, shown, device)
     spec = _embedded_spec(payload, shown)
-    return _network(spec, payload["state_dict"], shown, device)
+    return _network(spec, payload["state_dict"], shown, device, payload["format"] == FUSED_FORMAT)
 
 
 def _read(path, shown: str, device):
@@ -82,7 +88,8 @@ def _read(path, shown: str, device):
         except Exception as exc:  # torch raises many kinds for a file that is not its format
             raise error("E0106", f"{shown} is not an archspec build: torch.load failed ({type(exc).__name__})",
                         hint="`archspec build -o FILE` writes one") from None
-    if not (isinstance(payload, dict) and isinstance(payload.get("format"), str) and payload["format"] == FORMAT):
+    if not (isinstance(payload, dict) and isinstance(payload.get("format"), str)
+            and payload["format"] in (FORMAT, FUSED_FORMAT)):
         raise error("E0106", f"{shown} is not an archspec build ({FORMAT})")
     _check_shape_of(payload, shown)
     return payload
@@ -129,19 +136,24 @@ def _embedded_spec(payload: dict, shown: str):
     return spec
 
 
-def _network(spec, state: dict, shown: str, device):
+def _network(spec, state: dict, shown: str, device, fused: bool = False):
     from .api import build
+    from .fusion import fuse
+
+    def network(device):
+        net = build(spec, device=device, check=False, init=False)  # the file sets every tensor: draw nothing
+        return fuse(net.eval()) if fused else net
 
     # Built on the meta device first, which allocates nothing: the spec's weights are
     # compared with the file's before memory is spent on a spec that was edited.
     try:
-        expected = build(spec, device="meta", check=False).state_dict()
+        expected = network("meta").state_dict()
     except SpecError as exc:
         raise _damaged(shown, f"its spec is not valid: {_brief(exc)}") from None
     problem = _state_mismatch(expected, state)
     if problem:
-        raise _damaged(shown, f"its weights do not fit its spec: {problem}")
-    net = build(spec, device=device, check=False, init=False)  # the file sets every tensor: draw nothing
+        raise _damaged(shown, f"its weights do not fit its {'fused ' if fused else ''}spec: {problem}")
+    net = network(device)
     try:
         net.load_state_dict(state, strict=True)
     except Exception as exc:  # e.g. a tensor of a type that cannot be copied into a weight

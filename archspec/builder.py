@@ -98,12 +98,11 @@ def build_module(inferred: InferredGraph, name: str, device=None, dtype=None) ->
         if training is False and plans[False] == plans[True]:  # most networks: generate once
             forward, net._code[False] = net._forward_train, net._code[True]
         else:
-            python = emit(plans[training]).python_code(root_module="self")
-            namespace = dict(python.globals)
-            exec(compile(python.src, f"<archspec {name} {'train' if training else 'eval'}>", "exec"), namespace)
-            forward, net._code[training] = namespace["forward"], python.src
+            forward, net._code[training] = generate_forward(plans[training], name, training)
         # Stored outside nn.Module's registries: a plain function, called with the network.
         object.__setattr__(net, "_forward_train" if training else "_forward_eval", forward)
+    # The graph it was built from, for tools that rewrite the network (archspec.fuse).
+    object.__setattr__(net, "_inferred", inferred)
 
     real = sum(p.numel() for p in net.parameters())
     if real != inferred.total_params:
@@ -111,6 +110,14 @@ def build_module(inferred: InferredGraph, name: str, device=None, dtype=None) ->
                                    f"differs from the built module's {real:,}",
                                    hint="this is a bug in archspec; please report it with the spec"))
     return net
+
+
+def generate_forward(plan, name: str, training: bool):
+    """The forward a plan describes as a Python function of (network, input), and its source."""
+    python = emit(plan).python_code(root_module="self")
+    namespace = dict(python.globals)
+    exec(compile(python.src, f"<archspec {name} {'train' if training else 'eval'}>", "exec"), namespace)
+    return namespace["forward"], python.src
 
 
 class Namespace(nn.Module):

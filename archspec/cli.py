@@ -16,6 +16,7 @@ _EPILOG = """\
 examples:
   archspec build specs/inception_v3.yaml
   archspec build specs/resnet50.yaml --set num_classes=10 -o resnet50-10.pt
+  archspec build specs/resnet50.yaml --fuse
   archspec summary specs/resnet50.yaml --input 3x160x160
   archspec summary specs/googlenet.yaml --set aux_logits=false --json
   archspec validate specs/*.yaml
@@ -114,6 +115,12 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--verify", action="store_true",
                    help="also run a forward on the meta device and compare every inferred shape")
     b.add_argument("--print-code", action="store_true", help="print the generated eval-mode forward")
+    b.add_argument("--fuse", action="store_true",
+                   help="make the inference-only network archspec.fuse makes: each batch norm folded into the "
+                        "convolution or linear layer before it (its only reader), dropout and training-only "
+                        "outputs left out; say what was folded and how closely its outputs follow the unfused "
+                        "network's on a random input. --print-code then prints the fused forward, and -o writes "
+                        "the fused network (archspec.load_built returns it, in eval mode; it cannot train)")
     b.add_argument("--seed", type=int, metavar="N",
                    help="seed torch's generator first, so the weights drawn (and written with -o) are reproducible")
     b.add_argument("--no-init", dest="init", action="store_false",
@@ -184,6 +191,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="batch: only the batch size varies; spatial: the batch and every spatial size "
                         "(refused where the weights fix one); none: every size fixed. Default: the batch "
                         "and each spatial size the spec allows")
+    x.add_argument("--fuse", action="store_true",
+                   help="export what archspec.fuse makes of the network: each batch norm folded into the "
+                        "convolution or linear layer before it (as build --fuse)")
     weights_options(x)
 
     sub.add_parser("schema", help="print the JSON Schema of the spec language",
@@ -448,14 +458,32 @@ def cmd_build(args) -> int:
         print("verify: a meta-device forward agrees with every inferred shape")
     if args.weights:
         print(f"weights: every key of {args.weights} loaded ({len(net.state_dict())} tensors)")
+    if args.fuse:
+        net = _fuse_and_report(net, spec)
     if args.print_code:
         print(net.code(training=False))
     if args.output:
         from .artifact import save_built
 
         save_built(spec, net, args.output)
-        print(f"wrote {args.output}")
+        print(f"wrote {args.output}" + (" (fused for inference)" if args.fuse else ""))
     return 0
+
+
+def _fuse_and_report(net, spec):
+    """The fused network, with a line on what was folded and one on how closely its
+    outputs follow the unfused network's (a random input of the spec's shape)."""
+    import torch
+
+    from .fusion import fuse, max_difference
+
+    fused = fuse(net.eval())
+    params = sum(p.numel() for p in fused.parameters())
+    print(f"fused: {fused.fusion.describe()}; {params:,} params")
+    x = torch.randn(1, *spec.input_shape, generator=torch.Generator().manual_seed(0))
+    print(f"fused: outputs agree with the unfused network's to {max_difference(net, fused, x):.1e} "
+          "of their largest value on a random input")
+    return fused
 
 
 def cmd_summary(args) -> int:
@@ -580,7 +608,7 @@ def cmd_export(args) -> int:
     check = not args.no_expect
     result = export_spec(args.spec, args.output, args.format, dynamic=args.dynamic, weights=args.weights,
                          weights_map=args.weights_map, input_shape=args.input, scale=args.scale,
-                         max_params=args.max_params, check=check, **_overrides(args))
+                         max_params=args.max_params, check=check, fuse=args.fuse, **_overrides(args))
     print(_export_report(result))
     return 0
 
@@ -601,6 +629,8 @@ def _export_report(result) -> str:
                      + (f" (the {', '.join(n for n, _ in names[1:])} likewise)" if len(names) > 1 else ""))
     if result.fallback:
         lines.append(f"fixed: the spatial sizes, which torch.export refused as dynamic: {result.fallback}")
+    if result.fused:
+        lines.append(f"fused: {result.fused}")
     lines.append(f"weights: {result.weights}" if result.weights else
                  "weights: none given, so the file holds freshly initialised weights (--weights FILE loads "
                  "trained ones)")

@@ -310,10 +310,11 @@ class _Expander:
         its inputs now if need be; ExpressionError when it cannot be known yet."""
         name = self.now(target, what)
         stack = [name]
-        # Nodes whose inputs are being worked out. Everything above one on the stack
-        # is among its inputs, so meeting it again is a cycle; meeting a node that is
-        # merely waiting on the stack is not (two paths to one node: a residual).
-        expanding = set()
+        # Nodes whose inputs were pushed and are not all inferred yet: every entry above
+        # one in the stack descends from it, so an input among them closes a cycle. A node
+        # merely waiting in the stack is no ancestor: a shortcut and the body it skips
+        # (a diamond) both wait for the body's last node.
+        opened = set()
         while stack:  # depth first over inputs not inferred yet, without recursion
             current = stack[-1]
             if current == INPUT or current in self.facts:
@@ -327,9 +328,9 @@ class _Expander:
                       for i, src in enumerate(record["inputs"])]
             waiting = [src for src in inputs if src != INPUT and src not in self.facts]
             if waiting:
-                if any(src in expanding for src in waiting):
+                if current in opened or any(src in opened for src in waiting):
                     raise ExpressionError("E0315", f"the shape of {what} depends on itself")
-                expanding.add(current)
+                opened.add(current)
                 stack.extend(waiting)
                 continue
             if not self.infer_now(current, inputs):

@@ -49,6 +49,7 @@ class Exported:
     opset: int | None = None
     weights: str | None = None
     size: int = 0
+    fused: str | None = None  # what archspec.fuse folded, when it was asked to
 
 
 def format_of(fmt: str | None, output) -> str:
@@ -75,12 +76,13 @@ def missing_onnx_packages() -> list:
 
 def export_spec(path_or_spec, output, fmt: str | None = None, *, dynamic: str | None = None, weights=None,
                 weights_map=None, input_shape=None, scale: str | None = None, max_params: int | None = None,
-                check: bool = True, **overrides) -> Exported:
+                check: bool = True, fuse: bool = False, **overrides) -> Exported:
     """Write the spec's network (eval mode) to `output` as ONNX or a .pt2 program.
 
     `dynamic`: "batch" (only the batch size varies), "spatial" (the batch and every
     spatial size; refused, E0621, where the weights fix one), "none", or None: the
-    batch and each spatial size the spec allows."""
+    batch and each spatial size the spec allows. `fuse`: export what archspec.fuse
+    makes of the network (batch norms folded into the layers before them)."""
     from .api import build_compiled, compile_spec
 
     fmt = format_of(fmt, output)
@@ -101,6 +103,10 @@ def export_spec(path_or_spec, output, fmt: str | None = None, *, dynamic: str | 
     _refuse_own_sources(spec, output)
     plan = _spatial_plan(compiled, dynamic)
     net = build_compiled(compiled, weights=weights, weights_map=weights_map).eval()
+    if fuse:
+        from .fusion import fuse as fused_network
+
+        net = fused_network(net)
 
     import torch
 
@@ -141,7 +147,7 @@ def export_spec(path_or_spec, output, fmt: str | None = None, *, dynamic: str | 
         fallback=fallback, opset=opset,
         weights=None if weights is None else (os.fspath(weights) if isinstance(weights, (str, os.PathLike))
                                               else "the given checkpoint"),
-        size=os.path.getsize(output))
+        size=os.path.getsize(output), fused=net.fusion.describe() if fuse else None)
 
 
 def _refuse_own_sources(spec, output: str) -> None:

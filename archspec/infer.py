@@ -25,6 +25,9 @@ class InferredGraph:
     graph: Graph
     facts: MappingProxyType  # node name -> NodeFacts
 
+    def __deepcopy__(self, memo):
+        return self  # immutable: a deep copy of a network built from it shares it
+
     def shape(self, name: str) -> tuple:
         return self.graph.input_shape if name == INPUT else self.facts[name].shape
 

@@ -110,6 +110,11 @@ def _state_dict_in(checkpoint, shown: str) -> dict:
     if not isinstance(checkpoint, Mapping):
         raise error("E0903", f"{shown} holds a {type(checkpoint).__name__}, not a state dict",
                     hint="save model.state_dict(), or a dict holding it under `state_dict` or `model`")
+    if isinstance(checkpoint.get("format"), str) and checkpoint["format"] == _fused_format():
+        raise error("E0632", f"{shown} holds a fused network (`build --fuse -o`): its batch norms are folded "
+                    "into the layers before them, so its weights do not fit the spec's network",
+                    hint=f"archspec.load_built({shown!r}) returns the fused network; for --weights, give the "
+                         "unfused build or checkpoint it was fused from")
     if checkpoint and not _is_state_dict(checkpoint):
         for key in CHECKPOINT_KEYS:
             if isinstance(checkpoint.get(key), Mapping):
@@ -125,6 +130,12 @@ def _state_dict_in(checkpoint, shown: str) -> dict:
     if not checkpoint:
         raise error("E0903", f"{shown} holds an empty state dict")
     return dict(checkpoint)
+
+
+def _fused_format() -> str:
+    from .artifact import FUSED_FORMAT
+
+    return FUSED_FORMAT
 
 
 def _is_state_dict(mapping: Mapping) -> bool:

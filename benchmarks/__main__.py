@@ -88,6 +88,53 @@ def bench_forward(repeats):
     torch.set_grad_enabled(True)
 
 
+def bench_fused(repeats, inductor: bool):
+    """archspec.fuse's network against torchvision's eval forward with the same weights,
+    both under torch.no_grad(), interleaved. torchvision with channels_last weights is
+    timed beside them for context (how much of the gain the layout alone gives).
+    `--inductor` also times torch.compile(model) of both (minutes per model on two cores)."""
+    with torch.no_grad():
+        for name, size in (("inception_v3", 299), ("resnet50", 224)):
+            theirs = torchvision_model(name)().eval()
+            net = archspec.build(SPECS / f"{name}.yaml").eval()
+            net.load_state_dict(theirs.state_dict())
+            ours = archspec.fuse(net)
+            print(f"     fused {name}: {ours.fusion.describe()}", flush=True)
+            layout = torchvision_model(name)().eval().to(memory_format=torch.channels_last)
+            layout.load_state_dict(theirs.state_dict())
+            for batch in (1, 16):
+                x = torch.randn(batch, 3, size, size)
+                n = repeats if batch == 1 else max(3, repeats // 3)
+                ours_t, theirs_t = interleaved(lambda: ours(x), lambda: theirs(x), n)
+                layout_t = interleaved(lambda: layout(x), lambda: theirs(x), max(3, n // 2))[0]
+                ratio = ours_t / theirs_t
+                report(f"fused {name} batch {batch}", f"archspec.fuse {ours_t * 1e3:.1f} ms vs torchvision "
+                       f"{theirs_t * 1e3:.1f} ms: {ratio:.3f}x its time (target <= 0.85; torchvision with "
+                       f"channels_last weights {layout_t * 1e3:.1f} ms)", ratio <= 0.85)
+            if inductor:
+                bench_fused_inductor(name, ours, theirs, size, repeats)
+
+
+def bench_fused_inductor(name, ours, theirs, size, repeats):
+    """torch.compile (inductor, its defaults) of both networks: compile time, then the
+    steady-state forward, interleaved. Reported without a target."""
+    torch._dynamo.reset()
+    compiled = {}
+    for side, model in (("archspec.fuse", ours), ("torchvision", theirs)):
+        start = time.perf_counter()
+        compiled[side] = torch.compile(model)
+        compiled[side](torch.randn(1, 3, size, size))
+        print(f"     inductor {name}: compiling {side} took {time.perf_counter() - start:.0f} s", flush=True)
+    for batch in (1, 16):
+        x = torch.randn(batch, 3, size, size)
+        n = repeats if batch == 1 else max(3, repeats // 3)
+        ours_t, theirs_t = interleaved(lambda: compiled["archspec.fuse"](x), lambda: compiled["torchvision"](x),
+                                       n, warmup=2)
+        print(f"     inductor {name} batch {batch}: torch.compile(archspec.fuse) {ours_t * 1e3:.1f} ms vs "
+              f"torch.compile(torchvision) {theirs_t * 1e3:.1f} ms: {ours_t / theirs_t:.3f}x its time (no target)",
+              flush=True)
+
+
 def bench_scaling(repeats):
     """Validate + infer of synthetic specs; the two larger sizes interleaved, so the
     machine's drift hits both alike."""
@@ -217,9 +264,10 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repeats (noisier)")
     parser.add_argument("--inductor", action="store_true",
-                        help="compile every spec with inductor (minutes per spec on a small CPU)")
-    parser.add_argument("--only", choices=("summary", "build", "forward", "scaling", "memory", "coldstart",
-                                           "compile", "cuda"),
+                        help="compile every spec with inductor (minutes per spec on a small CPU); in the "
+                             "fused section, also time torch.compile of both networks")
+    parser.add_argument("--only", choices=("summary", "build", "forward", "fused", "scaling", "memory",
+                                           "coldstart", "compile", "cuda"),
                         action="append", help="run only these sections")
     args = parser.parse_args(argv)
     repeats = 5 if args.quick else 15
@@ -229,6 +277,7 @@ def main(argv=None) -> int:
         "summary": lambda: bench_summary(repeats),
         "build": lambda: bench_build(repeats),
         "forward": lambda: bench_forward(repeats),
+        "fused": lambda: bench_fused(repeats, args.inductor),
         "scaling": lambda: bench_scaling(repeats),
         "memory": bench_big_summary,
         "coldstart": lambda: bench_coldstart(max(5, repeats // 2)),

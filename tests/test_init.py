@@ -5,8 +5,9 @@ draws in the same order wherever the schemes are the same, so the weights are eq
 bit for bit. ViT and Swin are the exceptions: torchvision's MLPBlock (and Swin's
 blocks) redraw their linear layers inside their own constructors, before the later
 layers are even built, so the stream of draws interleaves differently; there each
-tensor is held to the reference's distribution (tests/init_check.py). Each spec is built with 10 classes (both sides),
-which shrinks the classifier and changes nothing else; ViT with two encoder layers.
+tensor is held to the reference's distribution (tests/init_check.py). Each spec is
+built with 10 classes (both sides), which shrinks the classifier and changes nothing
+else; ViT with two encoder layers.
 The largest networks are `slow`.
 """
 from __future__ import annotations
@@ -77,6 +78,17 @@ def article_003_keys(key: str) -> str:
     return re.sub(r"^(inceptionC_\d\.branch_(?:5x5|3x3)_[12])\.1\.layer\.", r"\1.layer.", key)
 
 
+# torchvision's segmentation builders, aux head on where they have one (as the specs).
+_SEGMENTATION = ("fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101",
+                 "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large")
+
+
+def seg(name):
+    aux = {} if name.startswith("lraspp") else {"aux_loss": True}
+    return lambda: getattr(torchvision.models.segmentation, name)(weights=None, weights_backbone=None,
+                                                                  num_classes=CLASSES, **aux)
+
+
 # spec -> (reference constructor, archspec overrides besides num_classes, key map).
 # Every other spec is the torchvision builder of its name. An override of None drops
 # num_classes (for specs that call it otherwise).
@@ -95,14 +107,17 @@ SPECIAL = {
                                                     "input_shape": (3, 64, 64)}, None),
     "yolo11n": (ultralytics_model("yolo11n.yaml"), {"num_classes": None, "nc": CLASSES,
                                                     "input_shape": (3, 64, 64)}, None),
+    **{name: (seg(name), {}, None) for name in _SEGMENTATION},
 }
 # Not bitwise: the reference initialises inside sub-module constructors (ViT, see
 # above; Swin, whose blocks draw Xavier weights for their MLPs and trunc-normal bias
-# tables as they are built, before its final loop redraws every linear layer); smp's encoder is a torchvision ResNet that draws its classifier (then
-# deleted) and re-initialises before the decoder is built; Ultralytics' C3k2 lets C2f
-# build its inner Bottlenecks (drawing their weights) and then builds them again.
-# YOLOv8 (C2f only) draws as archspec does: bitwise.
-BY_DISTRIBUTION = set(_VIT) | {"unet_resnet34", "yolo11n", "swin_t"}
+# tables as they are built, before its final loop redraws every linear layer); smp's
+# encoder is a torchvision ResNet that draws its classifier (then deleted) and
+# re-initialises before the decoder is built; Ultralytics' C3k2 lets C2f build its
+# inner Bottlenecks (drawing their weights) and then builds them again.
+# YOLOv8 (C2f only) draws as archspec does: bitwise. The segmentation builders draw
+# their backbone's classifier too, then drop it.
+BY_DISTRIBUTION = set(_VIT) | {"unet_resnet34", "yolo11n", "swin_t"} | set(_SEGMENTATION)
 # Three of the five the issue names, and others that build in well under a second.
 # Inception v3 and GoogLeNet (trunc_normal over every weight, 4-8 s) run under -m slow.
 FAST = {"resnet50", "mobilenet_v3_large", "efficientnet_b0",

@@ -116,6 +116,47 @@ def test_a_shape_not_known_yet_is_a_located_error():
     assert "not known yet" in d.message
 
 
+def test_a_shape_read_after_residual_blocks_waits_on_each_body_once():
+    # Two residual blocks in a row, then a block reading its input's channels. Inferring
+    # that input walks back through both blocks: each shortcut and the body it skips
+    # wait on the same node (a diamond, not a cycle).
+    inferred = compiled("""
+        input: [4, 8, 8]
+        blocks:
+          residual:
+            body:
+              sum:
+                add:
+                  - body: {op: conv, out: 8, k: 1}
+                  - shortcut: {op: project, from: [in, body]}
+          head:
+            body:
+              - {op: conv, out: "${in_channels // 4}", k: 1}
+        graph:
+          a: {block: residual}
+          b: {block: residual}
+          head: {block: head}
+    """)
+    assert inferred.shape("head.0") == (2, 8, 8)  # 8 // 4
+
+
+def test_a_shape_that_depends_on_itself_is_a_located_error():
+    with pytest.raises(SpecError) as err:
+        compiled("""
+            input: [3, 8, 8]
+            blocks:
+              head:
+                body:
+                  - {op: conv, out: "${in_channels}", k: 1}
+            graph:
+              x: {op: add, from: [input, y]}
+              y: {op: relu, from: x}
+              head: {block: head}
+        """)
+    assert err.value.diagnostics[0].code == "E0315"
+    assert "depends on itself" in err.value.diagnostics[0].message
+
+
 def test_width_rounding_matches_torchvision():
     from torchvision.models._utils import _make_divisible
 
@@ -125,29 +166,3 @@ def test_width_rounding_matches_torchvision():
     assert resolve("${make_divisible(16 * 0.35, 8, 16)}", {}) == _make_divisible(16 * 0.35, 8, 16)
     # Ultralytics rounds widths up: math.ceil(x / 8) * 8 (ultralytics.utils.ops.make_divisible)
     assert resolve("${round_up(64 * 0.25, 8)}", {}) == 16 and resolve("${round_up(1024 * 0.33, 8)}", {}) == 344
-
-
-def test_a_shape_reached_by_two_paths_is_not_a_cycle():
-    # `late` is written before the node it reads, so nothing after it is inferred
-    # until `widen` asks for its input's shape; the residual's output is then reached
-    # from its add by two paths (the identity, and the branch behind the norm), which
-    # must not read as a cycle (Swin's patch merging after its blocks).
-    inferred = compiled("""
-        input: [4, 8, 8]
-        blocks:
-          residual:
-            body:
-              first:
-                add: [~, {norm1: {op: bn}}]
-              second:
-                add: [~, {norm2: {op: bn}}]
-          widen:
-            body:
-              conv: {op: conv, out: "${in_channels * 2}", k: 1}
-        graph:
-          late: {op: conv, out: 4, k: 1, from: early}
-          early: {op: bn, from: input}
-          blocks: {block: residual, from: late}
-          widen: {block: widen}
-    """)
-    assert inferred.shape("widen.conv") == (8, 8, 8)
