@@ -29,6 +29,11 @@ def reshape_batched(x: torch.Tensor, shape: tuple) -> torch.Tensor:
     return x.reshape(x.shape[0], *shape)
 
 
+def slice_along(x: torch.Tensor, dim: int, start: int, end: int, step: int) -> torch.Tensor:
+    """`x[:, start:end:step]` along batched dimension `dim` (non-negative bounds): a view."""
+    return x[(slice(None),) * dim + (slice(start, end, step),)]
+
+
 def stochastic_depth(x: torch.Tensor, p: float, mode: str, inplace: bool = False) -> torch.Tensor:
     """torchvision.ops.stochastic_depth in training mode (eval mode never calls it):
     the same tensor of noise drawn by the same calls, so one seed gives one result."""

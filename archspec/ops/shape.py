@@ -1,4 +1,4 @@
-"""Reshaping without arithmetic: permute, reshape, chunk, select, channel shuffle.
+"""Reshaping without arithmetic: permute, reshape, chunk, select, slice, pad, channel shuffle.
 
 Every `dim` counts the batch as dimension 0, as PyTorch code does. Permute, reshape,
 chunk and select return views of their input where PyTorch does (`allocates` is
@@ -185,6 +185,94 @@ class Select(Op):
         import torch
 
         return torch.select, {"dim": batched_axis(self, a["dim"], len(shapes[0])) + 1, "index": a["index"]}
+
+
+@register
+class Slice(Op):
+    name = "slice"
+    doc = ("Every `step`-th index from `start` to `end` along one dimension, a view: `x[:, 0::2]` "
+           "(Swin's patch merging takes `x[..., 0::2, 1::2, :]` as two slices).")
+    shape_rule = "the input's shape with `dim` of size len(range(start, end, step))"
+    args = {
+        "dim": Arg("int", 1, "batched dimension to slice (the batch is 0)"),
+        "start": Arg("int", 0, "first index (negative counts from the end)"),
+        "end": Arg("int", None, "index to stop before (negative counts from the end); default: the end"),
+        "step": Arg("int", 1, "positive stride"),
+    }
+    allocates = False
+    examples = (
+        Example({"dim": 1, "start": 1, "step": 2}, ((4, 5, 3),)),
+        Example({"dim": -1, "start": -3, "end": -1}, ((4, 7),)),
+        Example({"dim": 2, "start": 0, "end": 9, "step": 3}, ((2, 5, 6),)),
+    )
+
+    def _range(self, a, shape) -> tuple:
+        """(axis, range of indices) as Python's slice picks them."""
+        axis = batched_axis(self, a["dim"], len(shape))
+        if a["step"] < 1:
+            raise OpError("E0408", f"slice `step` must be positive, got {a['step']}", arg="step")
+        picked = range(shape[axis])[a["start"]:a["end"]:a["step"]]
+        if not picked:
+            raise OpError("E0408", f"slice [{a['start']}:{a['end']}:{a['step']}] of size {shape[axis]} is empty",
+                          "a slice must keep at least one index", arg="start")
+        return axis, picked
+
+    def infer(self, a, shapes):
+        axis, picked = self._range(a, shapes[0])
+        out = list(shapes[0])
+        out[axis] = len(picked)
+        return tuple(out)
+
+    def function(self, a, shapes, training, inplace):
+        axis, picked = self._range(a, shapes[0])
+        if len(picked) == shapes[0][axis]:
+            return None
+        from .functional import slice_along
+
+        return slice_along, {"dim": axis + 1, "start": picked.start, "end": picked.stop, "step": picked.step}
+
+
+@register
+class Pad(Op):
+    name = "pad"
+    doc = ("Pad with a constant, as torch.nn.functional.pad: `pads` lists (before, after) for the "
+           "last dimension first, then the one before it (Swin's patch merging pads an odd height "
+           "or width of its channels-last map with [0, 0, 0, W % 2, 0, H % 2]).")
+    shape_rule = "each padded dimension grown by its before and after"
+    args = {
+        "pads": Arg("ints", doc="(before, after) pairs, the last dimension first, as F.pad takes them; "
+                                "never the batch"),
+        "value": Arg("number", 0.0, "what the new elements hold"),
+    }
+    examples = (
+        Example({"pads": [0, 0, 0, 1, 0, 1]}, ((3, 5, 4),)),
+        Example({"pads": [1, 2]}, ((3, 4),)),
+        Example({"pads": [2, 0, 1, 1], "value": -1.0}, ((2, 3, 3),)),
+    )
+
+    def _pairs(self, a, shape) -> list:
+        pads = a["pads"]
+        if len(pads) % 2 or len(pads) > 2 * len(shape):
+            raise OpError("E0408", f"pad `pads` has {len(pads)} entries; it needs (before, after) pairs for at "
+                          f"most the {len(shape)} per-sample dimensions", arg="pads")
+        if min(pads, default=0) < 0:
+            raise OpError("E0408", f"pad `pads` {list(pads)} has a negative entry", "pad only adds; "
+                          "cut with `slice`", arg="pads")
+        return [tuple(pads[i:i + 2]) for i in range(0, len(pads), 2)]
+
+    def infer(self, a, shapes):
+        out = list(shapes[0])
+        for offset, (before, after) in enumerate(self._pairs(a, shapes[0])):
+            out[-1 - offset] += before + after
+        return tuple(out)
+
+    def function(self, a, shapes, training, inplace):
+        if not any(a["pads"]):
+            return None
+        self._pairs(a, shapes[0])
+        import torch.nn.functional as F
+
+        return F.pad, {"pad": tuple(a["pads"]), "value": a["value"]}
 
 
 @register
