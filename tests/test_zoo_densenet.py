@@ -6,7 +6,7 @@ import torchvision
 
 import archspec
 from conftest import SPECS
-from zoo import check_keys_on_meta, check_static, check_weights_and_outputs, randomize_batch_norms
+from zoo import check_keys_on_meta, check_static, check_weights_and_outputs, with_random_norms
 
 # REFERENCE.md, torchvision 0.29.1 at 3x224x224: parameters, FlopCounterMode / 2.
 REFERENCE = {
@@ -23,11 +23,7 @@ def reference(name):
     """torchvision's builder, with random batch-norm statistics and affine terms so
     that eval mode tests where each BN sits and which channels it reads (fresh ones
     are the identity)."""
-    def build():
-        model = getattr(torchvision.models, name)(weights=None)
-        randomize_batch_norms(model)
-        return model
-    return build
+    return with_random_norms(torchvision.models, name)
 
 
 @pytest.mark.parametrize("name", REFERENCE)

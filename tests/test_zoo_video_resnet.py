@@ -8,7 +8,7 @@ import torchvision
 
 import archspec
 from conftest import SPECS, flop_counter_macs
-from zoo import check_keys_on_meta, check_static, check_weights_and_outputs, on_meta, randomize_batch_norms
+from zoo import check_keys_on_meta, check_static, check_weights_and_outputs, on_meta, with_random_norms
 
 # REFERENCE.md, torchvision 0.29.1 at 3x16x112x112: parameters, FlopCounterMode / 2.
 REFERENCE = {
@@ -27,11 +27,7 @@ TINY_INPUT = (3, 4, 16, 16)  # for a training step: time 4 -> 2 -> 1, space 8 ->
 def reference(name):
     """torchvision's builder, with random batch-norm statistics and affine terms so
     that eval mode tests where each BN sits (fresh ones are nearly the identity)."""
-    def build():
-        model = getattr(torchvision.models.video, name)(weights=None)
-        randomize_batch_norms(model)
-        return model
-    return build
+    return with_random_norms(torchvision.models.video, name)
 
 
 @pytest.mark.parametrize("name", REFERENCE)

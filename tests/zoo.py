@@ -38,6 +38,12 @@ def randomize_batch_norms(model, seed: int = 1):
     return model
 
 
+def with_random_norms(family, name: str):
+    """A builder of the library's `family.name(weights=None)` (torchvision.models, or
+    torchvision.models.video) whose batch norms are randomised, for the checks below."""
+    return lambda: randomize_batch_norms(getattr(family, name)(weights=None))
+
+
 def on_meta(build):
     with torch.device("meta"):
         return build()
