@@ -315,8 +315,8 @@ def _unknown_keys(document, err, path, where) -> list:
     else:  # a node: its op's arguments and the common keys
         all_kinds = node_kinds()
         kinds = [k for k in all_kinds if k in instance]
-        op_name = instance.get("op")
-        if len(kinds) != 1 or ("op" in instance and not (isinstance(op_name, str) and op_name in REGISTRY.available())):
+        known_op = isinstance(instance.get("op"), str) and instance["op"] in REGISTRY.available()
+        if len(kinds) != 1 or ("op" in instance and not known_op):
             return []  # the missing or unknown kind is the error, reported on its own
         if "block" in instance:
             return []  # block arguments are checked against the block's declaration
