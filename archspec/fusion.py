@@ -14,7 +14,9 @@ graph as the original's is, so `fused.code()` reads beside the spec.
 
 The fused network's state dict is the original's without the folded batch norms'
 keys (and without training-only parts), with a `bias` on each layer that absorbed
-one: it is for inference, not for training. `save_built` writes it as a fused
+one: it is for inference, not for training. On the CPU its 2-D convolutions keep
+their weights prepacked in oneDNN's layout between calls (archspec/prepacked.py);
+that changes neither the values nor the state dict. `save_built` writes it as a fused
 build, which `load_built` reads back by fusing the spec's network again (the plan
 depends on the spec alone) and loading that state dict into it.
 """
@@ -28,6 +30,7 @@ from types import MappingProxyType
 import torch
 import torch.nn as nn
 
+from . import prepacked
 from .builder import CompiledNetwork, _place, generate_forward
 from .diagnostics import Diagnostic, SpecError, error
 from .forward import forward_plan, node_parts
@@ -53,6 +56,7 @@ class FusionReport:
     kept: tuple     # (batch norm path, why it stays), in graph order
     removed: tuple  # nodes left out because they pass their input through in eval mode
     training_outputs: tuple = ()  # training-only outputs left out, with all only they need
+    prepacked: int = 0  # 2-D convolutions computing with oneDNN-prepacked weights on the CPU
 
     def describe(self) -> str:
         """One line: how many batch norms went into how many layers, why any stayed,
@@ -72,6 +76,9 @@ class FusionReport:
         if self.training_outputs:
             plural = "s" if len(self.training_outputs) != 1 else ""
             parts.append(f"left out the training-only output{plural} {', '.join(self.training_outputs)}")
+        if self.prepacked:
+            plural = "s" if self.prepacked != 1 else ""
+            parts.append(f"{self.prepacked} convolution{plural} prepacked for oneDNN")
         return "; ".join(parts)
 
 
@@ -107,7 +114,7 @@ class FusedNetwork(CompiledNetwork):
         return f"spec={self.spec_name!r}, fused for inference"
 
 
-def fuse(net: CompiledNetwork, channels_last: bool = True) -> FusedNetwork:
+def fuse(net: CompiledNetwork, channels_last: bool = True, prepack: bool = True) -> FusedNetwork:
     """An eval-only copy of `net` (built by archspec, weights loaded, in eval mode)
     with each batch norm folded into the convolution or linear layer before it; `net`
     is untouched. A module archspec did not build is E0630 (a TypeError too); a
@@ -118,7 +125,13 @@ def fuse(net: CompiledNetwork, channels_last: bool = True) -> FusedNetwork:
     oneDNN and cuDNN compute fastest in: a convolution given such a weight returns its
     output in that layout too, so the whole network runs in it, whatever the layout of
     the input. Values are the same up to float rounding; only the strides of a
-    4-D output differ."""
+    4-D output differ.
+
+    `prepack` (where PyTorch's oneDNN operators are present) makes each 2-D
+    convolution keep a copy of its weight in oneDNN's blocked layout, made on the first
+    CPU call and kept for the last input shape, instead of oneDNN reordering the weight
+    on every call: the same values, one extra copy of the convolution weights in memory
+    (archspec/prepacked.py says when it falls back to the plain convolution)."""
     inferred = getattr(net, "_inferred", None)
     if not isinstance(net, CompiledNetwork) or inferred is None:
         raise NotAnArchspecNetwork(Diagnostic(
@@ -156,8 +169,12 @@ def fuse(net: CompiledNetwork, channels_last: bool = True) -> FusedNetwork:
                      for layer, norms in folds.items() for norm in norms]
                     + [(order[name], Fold(f"{name}.1", f"{name}.0")) for name in projections],
                     key=lambda item: item[0])
+    if prepack and prepacked.available():
+        modules = {path: prepacked.prepack(module) for path, module in modules.items()}
+    packed = {id(m) for module in modules.values() if isinstance(module, nn.Module)
+              for m in module.modules() if isinstance(m, prepacked.PrepackedConv2d)}
     report = FusionReport(tuple(fold for _, fold in folded), tuple(kept), tuple(removed),
-                          tuple(o.name for o in inferred.graph.outputs if o.train_only))
+                          tuple(o.name for o in inferred.graph.outputs if o.train_only), len(packed))
     fused = FusedNetwork(net.spec_name, tuple(o.name for o in fused_inferred.graph.outputs), report)
     for path, module in modules.items():
         _place(fused, path, module)
@@ -165,7 +182,7 @@ def fuse(net: CompiledNetwork, channels_last: bool = True) -> FusedNetwork:
     fused.requires_grad_(False)
     if channels_last:
         for module in fused.modules():
-            if type(module) is nn.Conv2d and not module.weight.is_contiguous(memory_format=torch.channels_last):
+            if isinstance(module, nn.Conv2d) and not module.weight.is_contiguous(memory_format=torch.channels_last):
                 module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last)
     function, source = generate_forward(forward_plan(fused_inferred, modules, False), f"{net.spec_name} fused", False)
     object.__setattr__(fused, "_forward_eval", function)

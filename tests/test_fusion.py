@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 import archspec
-from archspec import SpecError
+from archspec import SpecError, prepacked
 from archspec.cli import main
 from archspec.fusion import Fold
 from conftest import SPECS
@@ -20,6 +20,11 @@ from conftest import SPECS
 # Float rounding of a float32 forward, relative to the output's largest value.
 TOLERANCE = 1e-4
 NORMS = nn.modules.batchnorm._BatchNorm
+
+
+def packing(count: int) -> str:
+    """What describe() adds for `count` 2-D convolutions where oneDNN prepacking is on."""
+    return f"; {count} convolution{'s' * (count != 1)} prepacked for oneDNN" if prepacked.available() else ""
 
 
 def spec(text, **overrides):
@@ -255,7 +260,7 @@ def test_no_fold_across_a_branch_point():
     assert fused.fusion.folded == (Fold("bn2", "conv2"),)
     assert fused.fusion.kept == (("bn", "its input is also read elsewhere"),)
     assert fused.fusion.describe() == \
-        "folded 1 batch norm into 1 convolution; kept 1 (its input is also read elsewhere)"
+        "folded 1 batch norm into 1 convolution; kept 1 (its input is also read elsewhere)" + packing(2)
 
 
 def test_a_layer_that_is_an_output_keeps_its_norm():
@@ -292,7 +297,7 @@ def test_a_training_only_reader_does_not_stop_the_fold():
     assert fused.output_names() == ("y",)
     assert not any(key.startswith("aux.") for key in fused.state_dict())
     assert fused.fusion.describe() == \
-        "folded 1 batch norm into 1 convolution; left out the training-only output aux"
+        "folded 1 batch norm into 1 convolution; left out the training-only output aux" + packing(1)
 
 
 def test_norms_in_a_row_and_passes_between_fold_into_one_layer():
@@ -443,7 +448,7 @@ def test_build_fuse_on_the_command_line(capsys):
     # channels loses a weight and a bias and gives its convolution one bias: 11,689,512
     # params (REFERENCE.md) less one per channel.
     channels = 64 + 4 * 64 + (4 * 128 + 128) + (4 * 256 + 256) + (4 * 512 + 512)
-    assert f"fused: folded 20 batch norms into 20 convolutions; {11_689_512 - channels:,} params" in out
+    assert f"fused: folded 20 batch norms into 20 convolutions{packing(20)}; {11_689_512 - channels:,} params" in out
     assert "fused: outputs agree with the unfused network's to" in out
     code = out.split("random input\n", 1)[1]
     assert "def forward" in code and ".bn" not in code and "downsample" in code
