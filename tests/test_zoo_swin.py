@@ -67,6 +67,17 @@ def test_state_dict_keys_and_shapes():
     check_keys_on_meta("swin_t", reference())
 
 
+@pytest.mark.parametrize("scale", ["s", "b"])
+def test_every_scale_has_its_builders_keys_and_shapes(scale):
+    check_keys_on_meta("swin_t", reference(f"swin_{scale}"), scale=scale)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scale", ["s", "b"])
+def test_every_scale_loads_its_builders_weights_and_agrees(scale):
+    check_weights_and_outputs("swin_t", reference(f"swin_{scale}"), scale=scale)
+
+
 def test_weights_load_and_outputs_agree():
     check_weights_and_outputs("swin_t", reference(), input_shape=SMALL_INPUT)
 
