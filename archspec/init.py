@@ -369,6 +369,15 @@ def apply(init_plan: Plan, net) -> None:
         return
     import torch
 
+    with torch.no_grad():
+        for _, tensor, setting, args in draws(init_plan, net):
+            if tensor.device.type != "meta":
+                _DRAW[setting.scheme.name](tensor, **args)
+
+
+def draws(init_plan: Plan, net) -> list:
+    """What `apply` draws, in its order: (state-dict key, tensor, Setting, arguments
+    worked out for that tensor). SpecError as for `apply`."""
     tensors = net.state_dict(keep_vars=True)  # module order: the order torchvision's loops visit
     problems = []
     for setting, nodes in init_plan.uses:
@@ -385,13 +394,10 @@ def apply(init_plan: Plan, net) -> None:
             problems.extend(exc.diagnostics)
             failed.add(id(setting))
             continue
-        jobs.append((tensor, setting.scheme.name, args))
+        jobs.append((key, tensor, setting, args))
     if problems:
         raise SpecError(_unique(problems))
-    with torch.no_grad():
-        for tensor, scheme, args in jobs:
-            if tensor.device.type != "meta":
-                _DRAW[scheme](tensor, **args)
+    return jobs
 
 
 def _missing_key(setting: Setting, nodes: tuple, tensors: dict) -> Diagnostic:

@@ -5,7 +5,9 @@ where asked, for real with given weights on a given input.
     python -I tests/eject_runner.py JOBS.json
 
 JOBS.json lists {"module": path, "out": path, "weights": path|null, "input": path|null,
-"train": bool}; each job's results are saved to its "out" with torch.save.
+"train": bool, "seeded": [build() keyword arguments, ...]}; each job's results are saved
+to its "out" with torch.save. For each entry of "seeded", the state dict of build(**it)
+after torch.manual_seed(0): what the ejected init_weights drew.
 """
 import sys
 
@@ -29,6 +31,10 @@ def run(job: dict, index: int) -> dict:
     with torch.device("meta"):
         net = module.build()
     result = {"layout": [(k, tuple(v.shape)) for k, v in net.state_dict().items()]}
+    result["seeded"] = []
+    for kwargs in job.get("seeded", ()):
+        torch.manual_seed(0)
+        result["seeded"].append(module.build(**kwargs).state_dict())
     if job.get("weights"):
         torch.manual_seed(0)
         net = module.build()

@@ -204,10 +204,11 @@ def extra_ops():
         REGISTRY.remove(op.name)
 
 
-def eject_and_run(work, cases: dict, forwards: dict) -> dict:
+def eject_and_run(work, cases: dict, forwards: dict, seeded: dict | None = None) -> dict:
     """Eject each case (name -> (path, overrides)) into `work`, lint the modules, and
     run them in one process that cannot import archspec; for the cases in `forwards`,
-    with archspec's weights on an input, beside archspec's own outputs."""
+    with archspec's weights on an input, beside archspec's own outputs; for the cases in
+    `seeded` (name -> [build() keyword arguments]), built after torch.manual_seed(0)."""
     jobs, results = [], {}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small forwards: threads cost more than they give on a small CI machine
@@ -215,7 +216,7 @@ def eject_and_run(work, cases: dict, forwards: dict) -> dict:
         module = work / f"ejected_{i}.py"
         source = eject(path, **overrides).source
         module.write_text(source)
-        job = {"module": str(module), "out": str(work / f"result_{i}.pt")}
+        job = {"module": str(module), "out": str(work / f"result_{i}.pt"), "seeded": (seeded or {}).get(case, [])}
         expected = None
         if case in forwards:
             shape, train = forwards[case]
@@ -273,7 +274,7 @@ def ejected(request, tmp_path_factory, extra_ops):
     cases["googlenet_cifar.yaml no dropout"] = (SPECS / "googlenet_cifar.yaml", NO_DROPOUT)
     cases["features"] = (features, {})
     forwards = {**FORWARDS, "googlenet_cifar.yaml no dropout": ((3, 32, 32), True), "features": ((3, 16, 16), True)}
-    return eject_and_run(work, cases, forwards)
+    return eject_and_run(work, cases, forwards, {"resnet18.yaml": RESNET18_SEEDED})
 
 
 CASES = [name if name in FAMILY_BASES or name in FORWARDS else pytest.param(name, marks=pytest.mark.slow)
@@ -284,7 +285,8 @@ CASES = [name if name in FAMILY_BASES or name in FORWARDS else pytest.param(name
 def test_ejected_module_imports_torch_only_and_lints_clean(ejected, case):
     r = ejected[case]
     imports = [line for line in r["source"].splitlines() if line.startswith(("import ", "from "))]
-    assert imports and all(line.split()[1].split(".")[0] == "torch" for line in imports), imports
+    # torch, and Python's math where an init: argument is worked out from the fans
+    assert imports and all(line.split()[1].split(".")[0] in ("torch", "math") for line in imports), imports
     assert "archspec" not in "\n".join(imports)
     assert r["lint"] == []
 
@@ -299,6 +301,44 @@ def test_same_state_dict_layout_as_archspec_build(ejected, case):
 @pytest.mark.parametrize("case", [*FORWARDS, "googlenet_cifar.yaml no dropout", "features"])
 def test_same_outputs_with_the_same_weights(ejected, case):
     check_outputs(ejected[case])
+
+
+RESNET18_SEEDED = [{}, {"num_classes": 7, "width": 32}]
+# Specs whose init: the ejected init_weights must draw as archspec.build does: torchvision's
+# ResNet scheme (kaiming, ones, zeros, zero_init_residual baked), RegNet's N(0, 2 / fan_out)
+# and EfficientNet's U(+-1 / sqrt(fan_out)) (fan-reading lambdas, so num_classes stays an
+# argument), ViT's trunc_normal of the patch projection and its position embedding drawn
+# in the constructor (the op's declared parameter_draw).
+SEEDED = {"resnet50.yaml": [{}], "regnet_y_400mf.yaml": [{}, {"num_classes": 10}],
+          "efficientnet.yaml": [{"num_classes": 10}], "vit_b_16.yaml": [{"num_classes": 10}]}
+
+
+@pytest.mark.slow
+def test_ejected_init_weights_draw_what_archspec_build_draws(tmp_path):
+    results = eject_and_run(tmp_path, {name: (SPECS / name, {}) for name in SEEDED}, {}, SEEDED)
+    for name, runs in SEEDED.items():
+        assert "def init_weights(net):" in results[name]["source"]
+        for kwargs, got in zip(runs, results[name]["ran"]["seeded"], strict=True):
+            torch.manual_seed(0)
+            expected = archspec.build(SPECS / name, check=False, **kwargs).state_dict()
+            assert list(got) == list(expected)
+            differ = [key for key in expected if not torch.equal(got[key], expected[key])]
+            assert not differ, (name, kwargs, differ[:3])
+
+
+def test_ejected_resnet18_starts_as_archspec_build_does(ejected):
+    # At its own sizes and at others build() takes: kaiming_normal reads the fans itself.
+    r = ejected["resnet18.yaml"]
+    for kwargs, got in zip(RESNET18_SEEDED, r["ran"]["seeded"], strict=True):
+        torch.manual_seed(0)
+        expected = archspec.build(SPECS / "resnet18.yaml", check=False, **kwargs).state_dict()
+        assert list(got) == list(expected)
+        assert all(torch.equal(got[key], expected[key]) for key in expected), kwargs
+    # zero_init_residual changes which tensors init: sets, so it is baked, and said so.
+    doc = " ".join(r["source"].split('"""')[1].split())
+    assert "written into the classes as ejected: layers=[2, 2, 2, 2], block='basic', zero_init_residual=False" \
+        in doc
+    assert "'kaiming_normal_', {'mode': 'fan_out', 'nonlinearity': 'relu'}" in r["source"]
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ from os import PathLike
 from ..diagnostics import SpecError, display_path, error
 from ..spec import Spec
 from .classes import RESERVED_NAMES, ClassDef, Unexpressible, form_classes, resolve
+from .init_source import init_rows, init_text, uses_math
 from .instances import describe, interfaces
 from .scopes import compile_recording, scope_tree, walk
 from .writer import Writer, _docstring, wrap
@@ -53,14 +54,16 @@ def eject(path_or_spec: str | PathLike | Spec, *, input_shape=None, scale: str |
     # cycles; the cyclic collector's passes over them would cost more than the work.
     with _collector_paused():
         base = compile_recording(spec)
+        init = init_rows(base)
         variants = {}
         for arg, values in _other_values(spec).items():
             try:
                 compiled = [compile_recording(spec.with_overrides(**{arg: v})) for v in values]
+                # Else it changes the structure, or how init: starts some tensor.
+                if all(_same_graph(base, c) and init_rows(c) == init for c in compiled):
+                    variants[arg] = compiled
             except SpecError:  # the spec does not take these values: the arg stays as it is
                 continue
-            if all(_same_graph(base, c) for c in compiled):  # else it changes the structure
-                variants[arg] = compiled
         exposed = list(variants)
         facts: dict = {}
         while True:
@@ -71,7 +74,7 @@ def eject(path_or_spec: str | PathLike | Spec, *, input_shape=None, scale: str |
                 break
             except Unexpressible as exc:
                 exposed = [arg for arg in exposed if arg not in {owner[k] for k in exc.compilations}]
-        return _written(spec, classes, exposed, facts["renderer"].helpers)
+        return _written(spec, classes, exposed, facts["renderer"].helpers, init)
 
 
 def _same_graph(a, b) -> bool:
@@ -181,7 +184,7 @@ def _class_name(group: ClassDef, index: int, taken: set, spec_name: str) -> str:
 
 # -- the text ---------------------------------------------------------------------
 
-def _written(spec: Spec, classes: list, exposed: list, helpers: dict) -> Ejected:
+def _written(spec: Spec, classes: list, exposed: list, helpers: dict, init: tuple) -> Ejected:
     writer = Writer(helpers)
     root = classes[-1]
     bodies = [writer.class_text(cls, _class_doc(cls, spec)) for cls in classes]
@@ -197,13 +200,18 @@ def _written(spec: Spec, classes: list, exposed: list, helpers: dict) -> Ejected
              _docstring(f"The {spec.name} network" + (", with the spec's args as defaults." if exposed_defaults
                                                       else "."), "    "),
              f"    return {root.name}({call})"]
-    imports = ["import torch"] if "torch" in writer.uses else []
+    if init:
+        build[1] = _docstring(f"The {spec.name} network" + (", with the spec's args as defaults" if exposed_defaults
+                                                            else "") + "; init_weights starts it.", "    ")
+        build[2:] = [f"    net = {root.name}({call})", "    init_weights(net)", "    return net"]
+    imports = ["import math"] if uses_math(init) else []
+    imports += ["import torch"] if "torch" in writer.uses or init else []
     if "F" in writer.uses:
         imports.append("import torch.nn.functional as F")
     imports.append("from torch import nn")
     parts = [source.rstrip() for source in writer.helpers.values()]
-    parts += bodies + ["\n".join(build)]
-    source = (_module_doc(spec, classes, exposed_defaults, baked, unused) + "\n\n" + "\n".join(imports) + "\n\n\n"
+    parts += bodies + ([init_text(init, spec.name)] if init else []) + ["\n".join(build)]
+    source = (_module_doc(spec, classes, exposed_defaults, baked, unused, init) + "\n\n" + "\n".join(imports) + "\n\n\n"
               + "\n\n\n".join(parts) + "\n")
     return Ejected(source, spec.name, root.name, exposed_defaults,
                    {k: _plain(v) for k, v in baked.items()}, tuple(c.name for c in classes))
@@ -218,7 +226,7 @@ def _plain(value):
     return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
-def _module_doc(spec: Spec, classes: list, exposed: dict, baked: dict, unused: list) -> str:
+def _module_doc(spec: Spec, classes: list, exposed: dict, baked: dict, unused: list, init: tuple) -> str:
     root = classes[-1]
     from .classes import literal
 
@@ -232,7 +240,8 @@ def _module_doc(spec: Spec, classes: list, exposed: dict, baked: dict, unused: l
         variant = f"scale {spec.scale}" + (f", {variant}" if variant else "")
     text.append(wrap(
         f"Written by `archspec eject` from {display_path(spec.path)}" + (f" ({variant})" if variant else "") +
-        ". Plain PyTorch: this file imports torch only. Module names are archspec's, so the state dict's "
+        ". Plain PyTorch: this file imports torch only" + (" (and Python's math)" if uses_math(init) else "") +
+        ". Module names are archspec's, so the state dict's "
         "keys and shapes are those of archspec.build() for the same spec, in the same order, and a "
         "checkpoint of either loads into the other."))
     signature = ", ".join(f"{k}={literal(_plain(v))}" for k, v in exposed.items())
@@ -242,15 +251,18 @@ def _module_doc(spec: Spec, classes: list, exposed: dict, baked: dict, unused: l
                   "the classes take them as constructor arguments.")
     if baked:
         lines += (" These args change the structure (or values in ways no constructor argument "
-                  "follows) and are written into the classes as ejected: " +
+                  "follows, or how `init:` starts a tensor) and are written into the classes as ejected: " +
                   ", ".join(f"{k}={literal(_plain(v))}" for k, v in baked.items()) +
                   "; eject again with --set to change them.")
     if unused:
         lines += (" " + ", ".join(f"{k}={literal(_plain(spec.args[k]))}" for k in unused) +
                   f" change{'s' if len(unused) == 1 else ''} nothing in this network.")
     text.append(wrap(lines))
-    zeros = any(entry[0] == "param" and not entry[3] for cls in classes for entry in cls.first.init)
-    text.append(wrap("Weights start as torch's modules initialise them" +
+    zeros = any(entry[0] == "param" and entry[3] == "zeros" for cls in classes for entry in cls.first.init)
+    started = ("build() starts the weights as the spec's `init:` says (init_weights, below): with the same "
+               "torch.manual_seed, they are the numbers archspec.build gives. The classes alone start as "
+               "torch's modules initialise them") if init else "Weights start as torch's modules initialise them"
+    text.append(wrap(started +
                      (" (bare parameters whose op starts them at more than one value start at zeros)"
                       if zeros else "") +
                      "; load a state dict to use trained ones. In eval mode the network returns what "

@@ -206,8 +206,8 @@ def describe(instance: Instance, facts_of: dict, instances_of: dict) -> None:
             values[f"{rel}/shape"] = Arg("shape", False, bare.shape)
             if bare.fill is not None:
                 values[f"{rel}/fill"] = Arg("fill", False, bare.fill)
-            registered.append((facts.index[name], ("param", rel, bare.requires_grad and not node.frozen,
-                                                   bare.fill is not None)))
+            start = "fill" if bare.fill is not None else bare.draw or "zeros"
+            registered.append((facts.index[name], ("param", rel, bare.requires_grad and not node.frozen, start)))
             forward.append(("fn", rel, train_only, node.op, fed, _call_structure(made[2], made[3], rel, values), rel))
         else:
             forward.append(("fn", rel, train_only, node.op, fed, _call_structure(made[1], made[2], rel, values), None))

@@ -71,11 +71,13 @@ class FunctionCall:
 @dataclass(frozen=True)
 class BareParameter:
     """An op's own nn.Parameter: its shape, whether it trains, and the value every
-    element starts at (None when they differ: the file starts it at zeros)."""
+    element starts at, or the draw the op declares (`parameter_draw`); with neither the
+    file starts it at zeros."""
 
     shape: tuple
     requires_grad: bool
     fill: float | None
+    draw: tuple | None = None     # (tensor method, kwargs): torch.empty(shape).normal_(std=0.02)
 
 
 _READ_VALUES_UP_TO = 1 << 16  # elements of a bare parameter built for real to read its start value
@@ -112,6 +114,9 @@ class Renderer:
 
 
 def _bare(op, args, shapes, made: nn.Parameter) -> BareParameter:
+    draw = getattr(op, "parameter_draw", None)
+    if draw is not None:
+        return BareParameter(tuple(made.shape), made.requires_grad, None, draw)
     fill = None
     if made.numel() <= _READ_VALUES_UP_TO:  # small: build it for real to see what it starts at
         real = op.module(args, shapes, {})

@@ -109,7 +109,14 @@ class Writer:
                 self.uses.add("torch")
                 grad = "" if entry[2] else ", requires_grad=False"
                 shape = cls.text[f"{rel}/shape"]
-                start = f"torch.full({shape}, {cls.text[f'{rel}/fill']})" if entry[3] else f"torch.zeros({shape})"
+                start = entry[3]
+                if start == "fill":
+                    start = f"torch.full({shape}, {cls.text[f'{rel}/fill']})"
+                elif start == "zeros":
+                    start = f"torch.zeros({shape})"
+                else:  # the op's declared draw, so the file takes the generator's numbers as archspec does
+                    method, kwargs = start
+                    start = f"torch.empty({shape}).{method}(" + ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) + ")"
                 value = f"nn.Parameter({start}{grad})"
                 init.append(f"self.{rel} = {value}" if _plain_attribute(rel)
                             else f'self.register_parameter("{rel}", {value})')

@@ -55,11 +55,6 @@ def class_token(dim: int, factory: dict) -> nn.Parameter:
     return nn.Parameter(torch.zeros(1, 1, dim, **factory))
 
 
-def pos_embedding(length: int, dim: int, factory: dict) -> nn.Parameter:
-    # torchvision's Encoder: `torch.empty(1, seq_length, hidden_dim).normal_(std=0.02)`
-    return nn.Parameter(torch.empty(1, length, dim, **factory).normal_(std=0.02))
-
-
 class WindowAttention(nn.Module):
     """Multi-head self-attention within non-overlapping windows of an (N, H, W, C) map,
     the windows optionally shifted cyclically: torchvision's Swin `ShiftedWindowAttention`

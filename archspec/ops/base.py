@@ -213,6 +213,9 @@ class Op:
     # Optional, for `archspec eject`: `module_source(a, shapes) -> (cls, args, kwargs)`,
     # the class `module` builds and its arguments (without device and dtype), for a
     # class that keeps them under other attribute names than its constructor's.
+    # And `parameter_draw = (method, kwargs)` for an op whose bare parameter starts as
+    # `torch.empty(shape).method(**kwargs)` (a random draw): eject writes the same draw, so
+    # the ejected file takes the generator's numbers where archspec.build does.
 
     def function(self, a: dict, shapes: list[Shape], training: bool,
                  inplace: bool) -> tuple[Callable, dict] | None:

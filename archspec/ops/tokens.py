@@ -50,10 +50,14 @@ class PosEmbedding(Op):
     def params(self, a, shapes, out):
         return shapes[0][0] * shapes[0][1]
 
-    def module(self, a, shapes, factory):
-        from ._transformer import pos_embedding
+    parameter_draw = ("normal_", {"std": 0.02})  # torchvision's Encoder: torch.empty(...).normal_(std=0.02)
 
-        return pos_embedding(*need_tokens(self, shapes[0]), factory)
+    def module(self, a, shapes, factory):
+        import torch
+        import torch.nn as nn
+
+        method, kwargs = self.parameter_draw
+        return nn.Parameter(getattr(torch.empty(1, *need_tokens(self, shapes[0]), **factory), method)(**kwargs))
 
     def function(self, a, shapes, training, inplace):
         # Called with (x, parameter): reads `x + pos_embedding` in the generated forward.
