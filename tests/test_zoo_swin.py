@@ -8,7 +8,7 @@ from torchvision.models.swin_transformer import ShiftedWindowAttention, SwinTran
 
 import archspec
 from conftest import SPECS, flop_counter_macs
-from zoo import check_keys_on_meta, check_static, check_weights_and_outputs
+from zoo import check_keys_on_meta, check_same_stochastic_depth, check_static, check_weights_and_outputs
 
 # REFERENCE.md, torchvision 0.29.1 at 3x224x224: parameters, FlopCounterMode / 2.
 REFERENCE = {
@@ -109,20 +109,7 @@ def test_training_mode_draws_the_same_stochastic_depth():
         patch_size=[4, 4], embed_dim=32, depths=[2, 2, 6, 2], num_heads=heads, window_size=[7, 7],
         stochastic_depth_prob=0.8)).train()
     ours = archspec.build(BASE, embed_dim=32, num_heads=heads, stochastic_depth_prob=0.8).train()
-    ours.load_state_dict(theirs.state_dict(), strict=True)
-    x = torch.randn(8, *SMALL_INPUT)
-    torch.manual_seed(7)
-    got = ours(x)
-    torch.manual_seed(7)
-    expected = theirs(x)
-    assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
-    torch.manual_seed(8)
-    with torch.no_grad():
-        assert not torch.allclose(ours(x), expected, atol=1e-3)
-    got.sum().backward()
-    expected.sum().backward()
-    for key, p in theirs.named_parameters():
-        assert torch.allclose(ours.get_parameter(key).grad, p.grad, atol=1e-5, rtol=1e-4), key
+    check_same_stochastic_depth(ours, theirs, torch.randn(8, *SMALL_INPUT))
 
 
 def test_stochastic_depth_and_shifts_follow_torchvision():

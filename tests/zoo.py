@@ -88,6 +88,25 @@ def check_weights_and_outputs(name: str, reference, input_shape=None, atol=1e-5,
     return difference
 
 
+def check_same_stochastic_depth(ours, theirs, x):
+    """Training forwards of `ours` (archspec, the reference's weights loaded here) and
+    `theirs` under one seed draw the same stochastic-depth noise: same outputs, and the
+    same gradients after a backward. Another seed gives other outputs, so the noise acted."""
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    torch.manual_seed(7)
+    got = ours(x)
+    torch.manual_seed(7)
+    expected = theirs(x)
+    assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
+    torch.manual_seed(8)  # another seed drops other branches
+    with torch.no_grad():
+        assert not torch.allclose(ours(x), expected, atol=1e-3)
+    got.sum().backward()
+    expected.sum().backward()
+    for key, p in theirs.named_parameters():
+        assert torch.allclose(ours.get_parameter(key).grad, p.grad, atol=1e-5, rtol=1e-4), key
+
+
 def _first_difference(ours, theirs):
     for index, (a, b) in enumerate(zip(ours, theirs)):
         if a != b:
